@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY replaylens replaylens
+COPY schemas schemas
+COPY streams streams
+COPY aggregates aggregates
+COPY sinks sinks
+RUN pip install --no-cache-dir .
+ENTRYPOINT ["replaylens"]
+CMD ["worker"]

@@ -1,0 +1,173 @@
+"""Compare one closed session, page by page, with each page's rolling baseline.
+
+Pure: takes the session dict and the baseline `UrlStats` (from `AggregateStore.url_stats`)
+and returns `schemas.sessions.Comparison` items for the summarizer.
+
+Decisions:
+- Baseline: the rolling window as the store holds it when the session closes. The standard
+  wiring compares BEFORE publishing the session's own deltas, so the baseline excludes the
+  session; a redelivered session may be in its own baseline (one sample among at least
+  `min_sessions`, so it hardly moves the figures).
+- A page is compared only when its baseline has `visits >= min_sessions`; a web vital also
+  needs `>= min_sessions` samples of that metric. Below that, nothing is claimed.
+- Per page visited (normalized URL, in order of first visit):
+  * each web vital the session measured there (its worst value over the page's views)
+    vs the page's p75; worse when above the p75;
+  * JS and API errors when the session had any there, vs errors per session on that page
+    (the mean); worse when above the mean;
+  * frustration signals there vs the share of sessions with frustration on the page;
+    worse when fewer than half of the page's sessions show frustration;
+  * time on page (sum of its views) vs the page's mean time on page, only when at least
+    twice or at most half the mean; worse when at least twice (a sign of struggle);
+  * the exit page: "left from ..., a page whose exit rate is X%"; worse when the exit rate
+    is below 50% (most sessions go on from there). A bounce (single-page session) is said
+    with the page's bounce rate instead, worse when the bounce rate is below 50%.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from aggregates.arithmetic import UrlStats
+from aggregates.deltas import VITALS, UrlDelta, session_deltas
+from aggregates.urls import UrlNormalizer, display_path
+from schemas.sessions import Comparison
+
+VITAL_LABELS = {"lcp": "LCP", "inp": "INP", "cls": "CLS", "fcp": "FCP", "ttfb": "TTFB"}
+TIME_RATIO = 2.0
+
+
+def format_duration(ms: float) -> str:
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def format_vital(metric: str, value: float) -> str:
+    return f"{value:.2f}" if metric == "cls" else format_duration(value)
+
+
+def format_rate(rate: float) -> str:
+    percent = rate * 100
+    if percent == 0 or percent >= 10 or percent == round(percent):
+        return f"{percent:.0f}%"
+    return f"{percent:.1f}%"
+
+
+def format_mean(value: float) -> str:
+    if value == 0:
+        return "0"
+    if value >= 10:
+        return f"{value:.0f}"
+    if value >= 1:
+        return f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.2g}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: UrlStats, min_sessions: int) -> list[Comparison]:
+    found = []
+    for metric in VITALS:
+        vital = stats.vitals.get(metric)
+        if metric not in values or vital is None or vital.samples < min_sessions:
+            continue
+        value, label = values[metric], VITAL_LABELS[metric]
+        found.append(Comparison(
+            url=url, metric=metric, session_value=value, baseline_value=vital.p75, baseline="p75",
+            sample_size=vital.samples, worse=value > vital.p75,
+            text=f"{label} {format_vital(metric, value)} vs p75 {format_vital(metric, vital.p75)} on {where}",
+        ))
+    return found
+
+
+def _error_comparisons(url: str, where: str, counts: dict[str, int], stats: UrlStats) -> list[Comparison]:
+    found = []
+    for metric, label, mean in (
+        ("js_errors", "JavaScript error", stats.js_errors_per_visit),
+        ("api_errors", "API error", stats.api_errors_per_visit),
+    ):
+        count = counts[metric]
+        if count and mean is not None:
+            found.append(Comparison(
+                url=url, metric=metric, session_value=count, baseline_value=mean, baseline="mean",
+                sample_size=stats.visits, worse=count > mean,
+                text=f"{_plural(count, label)} on {where} where the average session sees {format_mean(mean)}",
+            ))
+    return found
+
+
+def session_urls(session: dict[str, Any], normalizer: UrlNormalizer) -> list[str]:
+    """The normalized URLs a session visited, in order of first visit: what to fetch stats for."""
+    return list(dict.fromkeys(normalizer.normalize(p["url"]) for p in session.get("pages") or () if p.get("url")))
+
+
+def compare_session(
+    session: dict[str, Any],
+    stats: dict[str, UrlStats],
+    normalizer: UrlNormalizer,
+    min_sessions: int,
+    deltas: Optional[list[UrlDelta]] = None,
+) -> list[Comparison]:
+    """How each page of this closed session compares with that page's baseline.
+
+    Pass the session's `deltas` when already computed (for publishing) to skip recomputing them.
+    """
+    own_deltas = {d.url: d for d in (deltas if deltas is not None else session_deltas(session, normalizer))}
+    comparisons: list[Comparison] = []
+    for url in session_urls(session, normalizer):
+        baseline: Optional[UrlStats] = stats.get(url)
+        if baseline is None or baseline.visits < min_sessions:
+            continue
+        own = own_deltas[url]
+        where = display_path(url)
+        worst = {m: max(values) for m, values in own.vitals.items() if values}
+        comparisons += _vital_comparisons(url, where, worst, baseline, min_sessions)
+        comparisons += _error_comparisons(url, where, {"js_errors": own.js_errors, "api_errors": own.api_errors}, baseline)
+        comparisons += _frustration(url, where, own.rage_clicks + own.dead_clicks + own.error_clicks + own.mouse_thrashes, baseline)
+        comparisons += _time_on_page(url, where, own.time_on_page_ms, baseline)
+        if own.bounces:
+            comparisons += _rate(url, where, "bounce_rate", "bounced from", baseline.bounce_rate, "bounce rate", baseline)
+        elif own.exits:
+            comparisons += _rate(url, where, "exit_rate", "left from", baseline.exit_rate, "exit rate", baseline)
+    return comparisons
+
+
+def _frustration(url: str, where: str, signals: int, stats: UrlStats) -> list[Comparison]:
+    share = stats.frustration_share
+    if not signals or share is None:
+        return []
+    return [Comparison(
+        url=url, metric="frustration", session_value=signals, baseline_value=share, baseline="rate",
+        sample_size=stats.visits, worse=share < 0.5,
+        text=f"{_plural(signals, 'frustration signal')} on {where}, where {format_rate(share)} of sessions show frustration",
+    )]
+
+
+def _time_on_page(url: str, where: str, spent_ms: int, stats: UrlStats) -> list[Comparison]:
+    mean = stats.avg_time_on_page_ms
+    if not mean or not spent_ms or (mean / TIME_RATIO < spent_ms < TIME_RATIO * mean):
+        return []  # unremarkable
+    longer = spent_ms >= TIME_RATIO * mean
+    return [Comparison(
+        url=url, metric="time_on_page_ms", session_value=spent_ms, baseline_value=mean, baseline="mean",
+        sample_size=stats.visits, worse=longer,
+        text=f"{format_duration(spent_ms)} on {where} vs an average of {format_duration(mean)}",
+    )]
+
+
+def _rate(url: str, where: str, metric: str, verb: str, rate: Optional[float], label: str, stats: UrlStats) -> list[Comparison]:
+    if rate is None:
+        return []
+    return [Comparison(
+        url=url, metric=metric, session_value=1.0, baseline_value=rate, baseline="rate",
+        sample_size=stats.visits, worse=rate < 0.5,
+        text=f"{verb} {where}, a page whose {label} is {format_rate(rate)}",
+    )]

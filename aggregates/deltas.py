@@ -1,0 +1,264 @@
+"""Per-URL deltas: the additive contribution of ONE closed session to the aggregates.
+
+Every figure of a delta is a count or a sum, and web vitals are a multiset of samples, so
+deltas merged in any order, on any worker, give the same totals as a recompute. A delta is
+JSON-serializable (`to_dict`/`from_dict`) for the url-deltas topic (keyed by `url`), and has a
+deterministic `delta_id` (from window_id, url and bucket) so that a redelivered delta is
+applied once.
+
+Decisions (see aggregates/SCHEMA.md):
+- Bucket: the hour (UTC, epoch ms of its start) of the session's `started_at`. All of one
+  session's contributions land in one bucket, so "visits" (sessions that viewed the page)
+  summed over a window counts each session once.
+- Each closed window is one session. A window that continues a split session
+  (`previous_window_id` set) has no entry; a window closed by a limit (max-duration or
+  max-events) has no exit; bounces count only windows with neither, and one pageview.
+- Events and signals are attributed to a page visit by their URL when it is one of the
+  session's visited pages (the latest visit of that URL entered at or before the event, or
+  its first visit), otherwise by time (the visit open at that time; before the first visit:
+  the first). Web vitals report on unload, so their URL is a better guide than their time.
+- Web-vital samples: per page view and metric, the last value reported (web-vitals reports
+  a metric's final value last); non-finite and negative values are ignored.
+- Errors: console-error events are JavaScript errors, network-error events API errors.
+- Frustration: signals of FRUSTRATION_TYPES; each signal counts once whatever its `count`.
+- The site-wide row has url `*`: visits = 1 (the session), entries/exits/bounces as above,
+  pageviews, time on page, errors, frustration and vitals of all pages, including events
+  of a session without pages.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Iterable, Optional
+
+from aggregates.urls import UrlNormalizer
+
+HOUR_MS = 3_600_000
+SITE_URL = "*"
+VITALS = ("lcp", "inp", "cls", "fcp", "ttfb")
+COUNTERS = (
+    "visits",
+    "pageviews",
+    "entries",
+    "exits",
+    "bounces",
+    "time_on_page_ms",
+    "time_on_page_count",
+    "js_errors",
+    "api_errors",
+    "rage_clicks",
+    "dead_clicks",
+    "error_clicks",
+    "mouse_thrashes",
+    "sessions_with_frustration",
+)
+_SIGNAL_COUNTER = {
+    "rage-click": "rage_clicks",
+    "dead-click": "dead_clicks",
+    "error-click": "error_clicks",
+    "mouse-thrash": "mouse_thrashes",
+}
+_ERROR_COUNTER = {"console-error": "js_errors", "network-error": "api_errors"}
+_LIMIT_CLOSES = frozenset({"max-duration", "max-events"})
+DELTA_VERSION = 1
+
+
+def hour_bucket(epoch_ms: int) -> int:
+    return epoch_ms - epoch_ms % HOUR_MS
+
+
+def delta_id_for(window_id: str, url: str, bucket: int) -> str:
+    digest = hashlib.blake2b(f"{window_id}\x1f{url}\x1f{bucket}".encode(), digest_size=16)
+    return digest.hexdigest()
+
+
+@dataclass
+class UrlDelta:
+    """One session's contribution to one URL (or `*`) in one hour bucket."""
+
+    delta_id: str
+    bucket: int
+    url: str
+    visits: int = 0
+    pageviews: int = 0
+    entries: int = 0
+    exits: int = 0
+    bounces: int = 0
+    time_on_page_ms: int = 0
+    time_on_page_count: int = 0
+    js_errors: int = 0
+    api_errors: int = 0
+    rage_clicks: int = 0
+    dead_clicks: int = 0
+    error_clicks: int = 0
+    mouse_thrashes: int = 0
+    sessions_with_frustration: int = 0
+    vitals: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": DELTA_VERSION, "delta_id": self.delta_id, "bucket": self.bucket, "url": self.url}
+        for name in COUNTERS:
+            out[name] = getattr(self, name)
+        out["vitals"] = {m: list(v) for m, v in self.vitals.items() if v}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UrlDelta":
+        try:
+            delta = cls(delta_id=str(data["delta_id"]), bucket=int(data["bucket"]), url=str(data["url"]))
+        except KeyError as exc:
+            raise ValueError(f"url delta is missing {exc.args[0]!r}: {data!r:.200}") from None
+        for name in COUNTERS:
+            setattr(delta, name, int(data.get(name, 0)))
+        vitals = data.get("vitals") or {}
+        delta.vitals = {m: [float(x) for x in vitals[m]] for m in VITALS if vitals.get(m)}
+        return delta
+
+
+def _visit_finder(visit_urls: list[str], entered: list[int]):
+    """Returns a function (url or None, timestamp) -> index of the page visit it belongs to."""
+    by_url: dict[str, list[int]] = {}
+    for index, url in enumerate(visit_urls):
+        by_url.setdefault(url, []).append(index)
+
+    def find(url: Optional[str], timestamp: int) -> int:
+        candidates = by_url.get(url) if url is not None else None
+        if candidates:
+            chosen = candidates[0]
+            for index in candidates:
+                if entered[index] <= timestamp:
+                    chosen = index
+            return chosen
+        return max(bisect_right(entered, timestamp) - 1, 0)
+
+    return find
+
+
+def _vital_values(metrics: Any) -> Iterable[tuple[str, float]]:
+    if not isinstance(metrics, dict):
+        return ()
+    found = []
+    for name in VITALS:
+        value = metrics.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+            if math.isfinite(value) and value >= 0:
+                found.append((name, value))
+    return found
+
+
+def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[UrlDelta]:
+    """The per-URL deltas of one closed session, plus its site-wide (`*`) delta."""
+    window_id = session.get("window_id") or f"{session['session_id']}@{session['started_at']}"
+    bucket = hour_bucket(int(session["started_at"]))
+    pages = [p for p in session.get("pages") or () if p.get("url")]
+    visit_urls = [normalizer.normalize(p["url"]) for p in pages]
+    entered = [int(p["entered_at"]) for p in pages]
+    is_continuation = bool(session.get("previous_window_id"))
+    is_continued = session.get("close_reason") in _LIMIT_CLOSES
+
+    site = UrlDelta(delta_id_for(window_id, SITE_URL, bucket), bucket, SITE_URL, visits=1)
+    per_url: dict[str, UrlDelta] = {}
+    visit_deltas: list[UrlDelta] = []
+    for url, page in zip(visit_urls, pages):
+        delta = per_url.get(url)
+        if delta is None:
+            delta = per_url[url] = UrlDelta(delta_id_for(window_id, url, bucket), bucket, url, visits=1)
+        delta.pageviews += 1
+        delta.time_on_page_ms += max(int(page.get("time_on_page_ms") or 0), 0)
+        delta.time_on_page_count += 1
+        visit_deltas.append(delta)
+
+    if pages:
+        if not is_continuation:
+            visit_deltas[0].entries += 1
+            site.entries = 1
+        if not is_continued:
+            visit_deltas[-1].exits += 1
+            site.exits = 1
+        if len(pages) == 1 and not is_continuation and not is_continued:
+            visit_deltas[0].bounces += 1
+            site.bounces = 1
+    elif not is_continuation:
+        site.entries = 1  # a session without pages still started (and ended) somewhere
+        if not is_continued:
+            site.exits = 1
+
+    find = _visit_finder(visit_urls, entered)
+
+    def owner(url: Optional[str], timestamp: int) -> Optional[int]:
+        if not pages:
+            return None
+        return find(normalizer.normalize(url) if url else None, timestamp)
+
+    vitals_by_visit: dict[Optional[int], dict[str, float]] = {}
+    for event in session.get("events") or ():
+        kind = event.get("type")
+        counter = _ERROR_COUNTER.get(kind)
+        if counter is None and kind != "web-vitals":
+            continue
+        index = owner(event.get("url"), int(event.get("timestamp") or 0))
+        if counter is not None:
+            setattr(site, counter, getattr(site, counter) + 1)
+            if index is not None:
+                delta = visit_deltas[index]
+                setattr(delta, counter, getattr(delta, counter) + 1)
+        else:
+            vitals_by_visit.setdefault(index, {}).update(_vital_values(event.get("metrics")))
+
+    frustrated: set[int] = set()
+    for signal in session.get("signals") or ():
+        counter = _SIGNAL_COUNTER.get(signal.get("type"))
+        if counter is None:
+            continue
+        site.sessions_with_frustration = 1
+        setattr(site, counter, getattr(site, counter) + 1)
+        index = owner(signal.get("url"), int(signal.get("timestamp") or 0))
+        if index is not None:
+            delta = visit_deltas[index]
+            setattr(delta, counter, getattr(delta, counter) + 1)
+            frustrated.add(id(delta))
+
+    for index, values in vitals_by_visit.items():
+        targets = [site] if index is None else [visit_deltas[index], site]
+        for name, value in values.items():
+            for delta in targets:
+                delta.vitals.setdefault(name, []).append(value)
+
+    for delta in per_url.values():
+        if id(delta) in frustrated:
+            delta.sessions_with_frustration = 1
+    for name in ("pageviews", "time_on_page_ms", "time_on_page_count"):
+        setattr(site, name, sum(getattr(d, name) for d in per_url.values()))
+    return [*per_url.values(), site]
+
+
+_counters_of = attrgetter(*COUNTERS)
+
+
+def merge_rows(deltas: Iterable[UrlDelta]) -> dict[tuple[int, str], tuple[list[int], dict[str, list[float]]]]:
+    """Sums deltas per (bucket, url): (counters in COUNTERS order, vital samples per metric)."""
+    merged: dict[tuple[int, str], tuple[list[int], dict[str, list[float]]]] = {}
+    for delta in deltas:
+        key = (delta.bucket, delta.url)
+        row = merged.get(key)
+        if row is None:
+            merged[key] = (list(_counters_of(delta)), {m: list(v) for m, v in delta.vitals.items()})
+            continue
+        counters, vitals = row
+        for index, value in enumerate(_counters_of(delta)):
+            counters[index] += value
+        for metric, values in delta.vitals.items():
+            vitals.setdefault(metric, []).extend(values)
+    return merged
+
+
+def merge_deltas(deltas: Iterable[UrlDelta]) -> dict[tuple[int, str], UrlDelta]:
+    """Sums deltas per (bucket, url) into UrlDeltas (whose delta_id is empty: merged rows)."""
+    return {
+        (bucket, url): UrlDelta("", bucket, url, *counters, vitals=vitals)
+        for (bucket, url), (counters, vitals) in merge_rows(deltas).items()
+    }

@@ -1,0 +1,309 @@
+"""The DuckDB store of rolling per-URL aggregates (schema: aggregates/SCHEMA.md).
+
+One process writes one DuckDB file: every worker keeps its own file and applies ALL deltas
+of the url-deltas topic to it; deltas are additive and idempotent by `delta_id`, so every
+file converges to the same figures whatever the order or redelivery.
+
+A batch of deltas is applied in one transaction with a handful of set-based statements
+(lists bound as parameters and `unnest`ed), never a round trip per row.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import duckdb
+
+from aggregates.arithmetic import UrlStats, VitalStats, window_start
+from aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, merge_rows
+
+SCHEMA_VERSION = "1"
+TABLES = ("url_hourly", "vital_samples", "applied_deltas", "meta")
+VIEWS = ("url_stats", "site_stats")
+EXPORTABLE = ("url_hourly", "vital_samples", "url_stats", "site_stats", "applied_deltas")
+DEFAULT_EXPORT = ("url_hourly", "vital_samples", "url_stats", "site_stats")
+_HOUR = 3_600_000
+
+_COUNTER_COLUMNS = ",\n    ".join(f"{name} BIGINT NOT NULL DEFAULT 0" for name in COUNTERS)
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS url_hourly (
+    bucket TIMESTAMP NOT NULL,
+    url VARCHAR NOT NULL,
+    {_COUNTER_COLUMNS},
+    PRIMARY KEY (bucket, url)
+);
+CREATE TABLE IF NOT EXISTS vital_samples (
+    bucket TIMESTAMP NOT NULL,
+    url VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    value DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applied_deltas (
+    delta_id VARCHAR PRIMARY KEY,
+    bucket TIMESTAMP NOT NULL
+);
+"""
+
+
+def _stats_macro(window_days: int) -> str:
+    sums = ",\n        ".join(f"sum({name})::BIGINT AS {name}" for name in COUNTERS)
+    vitals = ",\n        ".join(
+        f"count(*) FILTER (WHERE metric = '{m}') AS {m}_samples,\n"
+        f"        quantile_disc(value, 0.75) FILTER (WHERE metric = '{m}') AS {m}_p75,\n"
+        f"        quantile_disc(value, 0.5) FILTER (WHERE metric = '{m}') AS {m}_median"
+        for m in VITALS
+    )
+    vital_columns = ", ".join(f"coalesce(v.{m}_samples, 0) AS {m}_samples, v.{m}_p75, v.{m}_median" for m in VITALS)
+    start = f"epoch_ms(now_ms - now_ms % {_HOUR} - (window_days * 24 - 1) * {_HOUR})"
+    in_window = f"bucket BETWEEN {start} AND epoch_ms(now_ms - now_ms % {_HOUR})"
+    return f"""
+CREATE OR REPLACE MACRO url_stats_at(now_ms, window_days := {int(window_days)}) AS TABLE
+WITH counters AS (
+    SELECT url,
+        {sums}
+    FROM url_hourly WHERE {in_window} GROUP BY url
+), vitals AS (
+    SELECT url,
+        {vitals}
+    FROM vital_samples WHERE {in_window} GROUP BY url
+)
+SELECT c.url,
+    {start} AS window_start,
+    {", ".join(f"c.{name}" for name in COUNTERS)},
+    c.bounces / nullif(c.entries, 0) AS bounce_rate,
+    c.exits / nullif(c.pageviews, 0) AS exit_rate,
+    c.time_on_page_ms / nullif(c.time_on_page_count, 0) AS avg_time_on_page_ms,
+    c.js_errors / nullif(c.visits, 0) AS js_errors_per_visit,
+    c.api_errors / nullif(c.visits, 0) AS api_errors_per_visit,
+    c.sessions_with_frustration / nullif(c.visits, 0) AS frustration_share,
+    {vital_columns}
+FROM counters c LEFT JOIN vitals v USING (url);
+CREATE OR REPLACE VIEW url_stats AS
+    SELECT * FROM url_stats_at((SELECT epoch_ms(max(bucket)) FROM url_hourly)) WHERE url <> '{SITE_URL}';
+CREATE OR REPLACE VIEW site_stats AS
+    SELECT * FROM url_stats_at((SELECT epoch_ms(max(bucket)) FROM url_hourly)) WHERE url = '{SITE_URL}';
+"""
+
+
+class StoreLockedError(RuntimeError):
+    pass
+
+
+class AggregateStore:
+    """Rolling per-URL aggregates in one DuckDB file, written by one process."""
+
+    def __init__(
+        self,
+        path: Union[str, Path],
+        window_days: int = 7,
+        retention_days: int = 30,
+        read_only: bool = False,
+    ) -> None:
+        if window_days < 1:
+            raise ValueError("window_days must be at least 1")
+        if retention_days < window_days:
+            raise ValueError(f"retention_days ({retention_days}) must cover the window ({window_days} days)")
+        self.path = Path(path)
+        self.window_days = window_days
+        self.retention_days = retention_days
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"no aggregates database at {self.path}")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise StoreLockedError(
+                f"cannot open {self.path}: {exc}. DuckDB lets one process write a file: "
+                "is a worker running on it? Each worker needs its own duckdb_path."
+            ) from exc
+        if not read_only:
+            self._create_schema()
+        self._pruned_before = int(self._meta("pruned_before") or -(2**62))
+
+    @classmethod
+    def from_settings(cls, settings, path: Optional[Union[str, Path]] = None, read_only: bool = False) -> "AggregateStore":
+        return cls(
+            path or settings.duckdb_path,
+            window_days=settings.aggregate_window_days,
+            retention_days=settings.aggregate_retention_days,
+            read_only=read_only,
+        )
+
+    # -- schema -------------------------------------------------------------------------
+    def _create_schema(self) -> None:
+        with self._lock:
+            self._con.execute("BEGIN")
+            try:
+                self._con.execute(_SCHEMA)
+                version = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if version is not None and version[0] != SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"{self.path} has aggregates schema {version[0]}, this code writes {SCHEMA_VERSION}"
+                    )
+                self._con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?), ('window_days', ?), ('retention_days', ?)",
+                    [SCHEMA_VERSION, str(self.window_days), str(self.retention_days)],
+                )
+                self._con.execute(_stats_macro(self.window_days))
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+
+    def _meta(self, key: str) -> Optional[str]:
+        with self._lock:
+            try:
+                row = self._con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+            except duckdb.CatalogException:
+                return None
+        return row[0] if row else None
+
+    # -- writing ------------------------------------------------------------------------
+    def apply(self, deltas: Iterable[Union[UrlDelta, dict[str, Any]]]) -> int:
+        """Applies a batch of deltas in one transaction; returns how many were new.
+
+        A delta already applied (same delta_id) is skipped, as is one whose bucket was
+        already pruned (its id may be gone, so it could otherwise count twice).
+        """
+        unique: dict[str, UrlDelta] = {}
+        for delta in deltas:
+            if not isinstance(delta, UrlDelta):
+                delta = UrlDelta.from_dict(delta)
+            if delta.bucket >= self._pruned_before:
+                unique.setdefault(delta.delta_id, delta)
+        if not unique:
+            return 0
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN")
+            try:
+                inserted = con.execute(
+                    "INSERT OR IGNORE INTO applied_deltas "
+                    "SELECT unnest(?::VARCHAR[]), epoch_ms(unnest(?::BIGINT[])) RETURNING delta_id",
+                    [list(unique), [d.bucket for d in unique.values()]],
+                ).fetchall()
+                fresh = [unique[row[0]] for row in inserted]
+                if fresh:
+                    self._add(merge_rows(fresh))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return len(fresh)
+
+    def _add(self, merged: dict[tuple[int, str], tuple[list[int], dict[str, list[float]]]]) -> None:
+        keys = list(merged)
+        columns_of_counters = list(zip(*(counters for counters, _ in merged.values())))
+        columns = ", ".join(COUNTERS)
+        unnests = ", ".join(f"unnest(?::BIGINT[])" for _ in COUNTERS)
+        updates = ", ".join(f"{name} = url_hourly.{name} + excluded.{name}" for name in COUNTERS)
+        self._con.execute(
+            f"INSERT INTO url_hourly (bucket, url, {columns}) "
+            f"SELECT epoch_ms(unnest(?::BIGINT[])), unnest(?::VARCHAR[]), {unnests} "
+            f"ON CONFLICT (bucket, url) DO UPDATE SET {updates}",
+            [[k[0] for k in keys], [k[1] for k in keys], *(list(column) for column in columns_of_counters)],
+        )
+        buckets, urls, metrics, values = [], [], [], []
+        for (bucket, url), (_, vitals) in merged.items():
+            for metric, samples in vitals.items():
+                buckets.extend([bucket] * len(samples))
+                urls.extend([url] * len(samples))
+                metrics.extend([metric] * len(samples))
+                values.extend(samples)
+        if values:
+            self._con.execute(
+                "INSERT INTO vital_samples SELECT epoch_ms(unnest(?::BIGINT[])), unnest(?::VARCHAR[]), "
+                "unnest(?::VARCHAR[]), unnest(?::DOUBLE[])",
+                [buckets, urls, metrics, values],
+            )
+
+    def prune(self, now_ms: int) -> dict[str, int]:
+        """Deletes buckets older than the retention window ending at now_ms; returns row counts."""
+        cutoff = window_start(now_ms, self.retention_days)
+        deleted: dict[str, int] = {}
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN")
+            try:
+                for table in ("url_hourly", "vital_samples", "applied_deltas"):
+                    row = con.execute(f"DELETE FROM {table} WHERE bucket < epoch_ms(?)", [cutoff]).fetchone()
+                    deleted[table] = int(row[0]) if row else 0
+                cutoff = max(cutoff, self._pruned_before)
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_before', ?)", [str(cutoff)])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        self._pruned_before = cutoff
+        return deleted
+
+    # -- reading ------------------------------------------------------------------------
+    def url_stats(self, urls: Optional[Sequence[str]], now_ms: int) -> dict[str, UrlStats]:
+        """Rolling-window stats (window ending at now_ms) of these URLs, or all when None.
+
+        Include `*` in urls for the site-wide figures. URLs without data are absent.
+        """
+        sql = "SELECT * FROM url_stats_at(?, window_days := ?)"
+        params: list[Any] = [now_ms, self.window_days]
+        if urls is not None:
+            if not urls:
+                return {}
+            sql += " WHERE url IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(urls))
+        columns, rows = self.query(sql, params)
+        index = {name: i for i, name in enumerate(columns)}
+        result: dict[str, UrlStats] = {}
+        for row in rows:
+            stats = UrlStats(row[index["url"]], **{name: int(row[index[name]]) for name in COUNTERS})
+            for metric in VITALS:
+                samples = row[index[f"{metric}_samples"]]
+                if samples:
+                    stats.vitals[metric] = VitalStats(
+                        int(samples), row[index[f"{metric}_p75"]], row[index[f"{metric}_median"]]
+                    )
+            result[stats.url] = stats
+        return result
+
+    def query(self, sql: str, params: Optional[Sequence[Any]] = None) -> tuple[list[str], list[tuple]]:
+        """Runs one SQL statement; returns (column names, rows)."""
+        with self._lock:
+            cursor = self._con.execute(sql, params or [])
+            columns = [d[0] for d in cursor.description] if cursor.description else []
+            rows = cursor.fetchall() if cursor.description else []
+        return columns, rows
+
+    def export_parquet(self, out_dir: Union[str, Path], tables: Optional[Sequence[str]] = None) -> list[Path]:
+        """Writes each table or view to `<out_dir>/<name>.parquet`; returns the paths."""
+        names = list(tables or DEFAULT_EXPORT)
+        unknown = [n for n in names if n not in EXPORTABLE]
+        if unknown:
+            raise ValueError(f"cannot export {unknown}: choose from {', '.join(EXPORTABLE)}")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in names:
+            target = out / f"{name}.parquet"
+            quoted = str(target).replace("'", "''")
+            with self._lock:
+                self._con.execute(f"COPY (SELECT * FROM {name}) TO '{quoted}' (FORMAT parquet)")
+            paths.append(target)
+        return paths
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                if not self.read_only:
+                    self._con.execute("CHECKPOINT")
+                self._con.close()
+                self._con = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "AggregateStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,115 @@
+"""One typed settings object, read from REPLAYLENS_* environment variables.
+
+Every knob of the pipeline lives here with its default; README 'Configuration' lists them.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REPLAYLENS_", extra="ignore")
+
+    # Kafka and topics
+    kafka_bootstrap: str = Field(default="localhost:9092", description='Kafka bootstrap servers (host:port[,host:port])')
+    app_id: str = Field(default="replaylens", description='Faust app id: the consumer group and the prefix of internal topics')
+    topic_events: str = Field(default="replay-events", description='Raw replay events in (one JSON object per message, keyed by session id)')
+    topic_rrweb: str = Field(default="replay-rrweb", description='Whole rrweb recordings in (one recording per message, keyed by session id)')
+    topic_dead_letter: str = Field(default="replay-dead-letter", description='Rejected and late messages, with the reason and origin')
+    topic_closed_sessions: str = Field(default="replay-closed-sessions", description='Closed sessions out, keyed by session id')
+    topic_summaries: str = Field(default="replay-summaries", description='Summaries out, keyed by session id')
+    topic_url_deltas: str = Field(default="replay-url-deltas", description='Per-URL aggregate deltas, keyed by normalized URL; every worker reads all of it')
+    topic_rekeyed: str = Field(default="replay-events-rekeyed", description='Internal: events that arrived without the session id as key, re-keyed')
+    topic_partitions: int = Field(description='Partitions of every pipeline topic (must match across them)', default=8, ge=1)
+    topic_replication: int = Field(description='Replication factor of the topics the pipeline creates', default=1, ge=1)
+    data_dir: Path = Field(default=Path("./data"), description='Where local outputs go (embedded runner NDJSON files, Faust data)')
+    batch_size: int = Field(default=2000, ge=1, description="Events taken from Kafka per batch")
+    batch_within_s: float = Field(default=0.05, gt=0, description="Max seconds to wait while filling a batch")
+    tick_interval_s: float = Field(default=1.0, gt=0, description="How often idle sessions are checked")
+
+    # Sessionization (event time, milliseconds)
+    session_gap_ms: int = Field(default=30 * 60_000, gt=0, description="Inactivity gap that closes a session")
+    session_grace_ms: int = Field(default=60_000, ge=0, description="How late an event may arrive")
+    session_max_duration_ms: int = Field(description='A longer session is split into linked parts', default=12 * 3_600_000, gt=0)
+    session_max_events: int = Field(description='A session with more events is split into linked parts', default=10_000, gt=1)
+    future_tolerance_ms: int = Field(default=10 * 60_000, ge=0, description="Timestamps further ahead of now are rejected")
+
+    # Signal detection
+    rage_click_count: int = Field(description='Clicks on one target that make a rage click', default=3, ge=2)
+    rage_click_window_ms: int = Field(description="...within this time from the burst's first click", default=1_000, gt=0)
+    dead_click_window_ms: int = Field(description='A click with no navigation, input, custom event or error within this is dead', default=2_500, gt=0)
+    error_click_window_ms: int = Field(description='A click followed by a console or network error within this is an error click', default=2_000, gt=0)
+    thrash_min_direction_changes: int = Field(description='rrweb mapping: pointer reversals that make mouse-thrash', default=6, ge=2)
+    thrash_window_ms: int = Field(description='rrweb mapping: ...within this time', default=1_500, gt=0)
+
+    # Aggregates (DuckDB)
+    duckdb_path: Path = Field(default=Path("./data/replaylens.duckdb"), description='The aggregates DuckDB file (one per worker)')
+    aggregate_window_days: int = Field(description='Rolling window of the per-URL baselines, days', default=7, ge=1)
+    aggregate_retention_days: int = Field(description='Hourly buckets older than this are deleted, days', default=30, ge=1)
+    comparison_min_sessions: int = Field(default=20, ge=1, description="Below this sample no comparison is claimed")
+    url_keep_query_params: list[str] = Field(default_factory=list, description="Query params kept in normalized URLs")
+    url_id_patterns: list[str] = Field(default_factory=list, description="Extra regexes of path segments that are ids")
+
+    # Summaries
+    profiles_dir: Optional[Path] = Field(default=None, description='Directory of summary profile JSON files (one profile per file); the default profile is built in')
+    summaries_path: Path = Field(default=Path("./data/summaries.ndjson"), description='Embedded runner: summaries NDJSON file')
+    replay_base_url: str = Field(default="http://localhost:8080/replay", description='Base URL of your replay viewer, used in time-coded links')
+    link_template: str = Field(default="{replay_base_url}/sessions/{session_id}?t={timestamp_ms}", description='Time-coded link template; placeholders {replay_base_url}, {session_id}, {timestamp_ms}')
+    site_name: str = Field(default="", description='Project data for the LLM prompt: site name')
+    site_url: str = Field(default="", description='Project data for the LLM prompt: site URL')
+    site_industry: str = Field(default="", description='Project data for the LLM prompt: industry')
+
+    # LLM (OpenAI-compatible chat completions)
+    summarizer: Literal["builtin", "llm"] = Field(default="builtin", description='builtin (no network) or llm (OpenAI-compatible chat completions, with built-in fallback)')
+    llm_base_url: str = Field(default="http://localhost:8000/v1", description='OpenAI-compatible API base URL (OpenAI, vLLM, Ollama /v1, llama.cpp server)')
+    llm_api_key: str = Field(default="", description='Bearer token for the LLM API (empty for local servers)')
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the LLM API (a profile's llm.model overrides it)")
+    llm_timeout_s: float = Field(description='Timeout of one LLM call, seconds', default=30.0, gt=0)
+    llm_max_retries: int = Field(description='Retries after a failed or invalid LLM answer before falling back', default=3, ge=0)
+    llm_backoff_s: float = Field(description='First retry delay, doubled each retry (with jitter; Retry-After honoured)', default=0.5, ge=0)
+    llm_concurrency: int = Field(description='LLM calls in flight at once per worker', default=4, ge=1)
+    llm_max_prompt_tokens: int = Field(description='Token budget of the prompt; low-value events are dropped to fit', default=6_000, gt=0)
+    llm_max_output_tokens: int = Field(description='max_tokens asked of the model', default=800, gt=0)
+    llm_triage: Literal["all", "issues", "min-duration", "issues-or-min-duration"] = Field(default="issues-or-min-duration", description='Which closed sessions go to the LLM: all, issues, min-duration, issues-or-min-duration')
+    llm_triage_min_duration_ms: int = Field(description='Minimum session duration for the min-duration triage modes', default=60_000, ge=0)
+    llm_calls_per_minute: int = Field(description='Budget of LLM calls per minute per worker (0 = no limit); the rest get the built-in summary', default=60, ge=0)
+    llm_max_invented_ids: float = Field(default=0.3, ge=0, le=1, description="Share of invented event ids that makes an answer invalid")
+
+    # Privacy
+    privacy_unmask_inputs: bool = Field(default=False, description="Let typed input values through unmasked")
+    privacy_unmask_emails: bool = Field(default=False, description='Let emails through unmasked in text and summaries')
+    privacy_allowed_fields: list[str] = Field(default_factory=list, description="Input selectors whose values may pass")
+    privacy_hash_salt: str = Field(default="replaylens", description='Salt of the hashed user ids in group summaries')
+
+    # HTTP API (later issue)
+    api_host: str = Field(default="127.0.0.1", description='HTTP API bind address (API: a later issue)')
+    api_port: int = Field(default=8080, description='HTTP API port')
+    log_level: str = Field(default="INFO", description='Log level of the worker')
+
+
+    @property
+    def state_topic(self) -> str:
+        """Compacted topic holding the open sessions (one record per session id)."""
+        return f"{self.app_id}-open-sessions"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_markdown() -> str:
+    """The README's configuration table, generated from the model so the two cannot drift."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, f in Settings.model_fields.items():
+        default = f.default_factory() if f.default_factory else f.default
+        if isinstance(default, Path):
+            default = str(default)
+        shown = "" if default in ("", None) else f"`{default}`"
+        rows.append(f"| `REPLAYLENS_{name.upper()}` | {shown} | {f.description or ''} |")
+    return "\n".join(rows)

@@ -1,0 +1,58 @@
+"""Summaries: what the summarizer sink publishes to the summaries topic."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from schemas.sessions import Comparison
+
+IssueType = Literal[
+    "error", "rage-click", "dead-click", "error-click", "mouse-thrash",
+    "slow-page", "abandonment", "form-trouble",
+]
+
+
+class PotentialIssue(BaseModel):
+    type: IssueType
+    description: str
+    url: Optional[str] = None
+    timestamp: int
+    link: str = Field(description="Time-coded replay link")
+    event_id: Optional[str] = None
+
+
+class JourneyStep(BaseModel):
+    url: str
+    entered_at: int
+    time_on_page_ms: int
+    link: str
+    actions: list[str] = Field(default_factory=list)
+
+
+class Outcome(BaseModel):
+    status: Literal["converted", "abandoned", "neutral"]
+    evidence: Optional[str] = None
+
+
+class Summary(BaseModel):
+    idempotency_key: str = Field(description="Same for a re-delivered closed session and profile")
+    session_id: str
+    window_id: str
+    part: int = 1
+    user: Optional[dict[str, Any]] = None
+    profile_id: str
+    status: Literal["READY", "FAILED"]
+    summarizer: Literal["builtin", "llm", "builtin-fallback"]
+    model: Optional[str] = None
+    generated_at: int = Field(description="Epoch milliseconds")
+    started_at: int
+    ended_at: int
+    summary: str = Field(description="Markdown text, or a JSON string when the profile has an output_schema")
+    key_insights: list[str] = Field(default_factory=list)
+    potential_issues: list[PotentialIssue] = Field(default_factory=list)
+    journey: list[JourneyStep] = Field(default_factory=list)
+    outcome: Outcome = Field(default_factory=lambda: Outcome(status="neutral"))
+    comparisons: list[Comparison] = Field(default_factory=list)
+    fallback_reason: Optional[str] = None
+    error: Optional[str] = None

@@ -1,0 +1,52 @@
+"""What happens to a batch of closed sessions: compare with the average experience, compute the
+per-URL deltas, summarize with every streaming profile.
+
+Shared by both transports: the embedded runner applies the deltas to its own DuckDB file at
+once; the Faust worker publishes them to the url-deltas topic, which every worker materializes.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aggregates.comparison import compare_session
+from aggregates.deltas import UrlDelta, session_deltas
+from aggregates.store import AggregateStore
+from aggregates.urls import UrlNormalizer
+from schemas.summaries import Summary
+from sinks.summarize import SummarizerSink
+
+
+@dataclass
+class ClosedBatchResult:
+    deltas: list[UrlDelta]
+    summaries: list[Summary]
+
+
+class ClosedSessionStage:
+    def __init__(self, store: AggregateStore, normalizer: UrlNormalizer, sink: SummarizerSink,
+                 min_sessions: int) -> None:
+        self.store = store
+        self.normalizer = normalizer
+        self.sink = sink
+        self.min_sessions = min_sessions
+
+    def enrich(self, sessions: list[dict[str, Any]], now_ms: int) -> list[UrlDelta]:
+        """Attach comparisons (against the baseline as the store has it now) and return the
+        sessions' deltas. One store read per batch, not per session."""
+        urls = {self.normalizer.normalize(p["url"]) for s in sessions for p in s.get("pages") or ()
+                if p.get("url")}
+        stats = self.store.url_stats(sorted(urls), now_ms) if urls else {}
+        deltas: list[UrlDelta] = []
+        for s in sessions:
+            own = session_deltas(s, self.normalizer)
+            s["comparisons"] = [c.model_dump() for c in
+                                compare_session(s, stats, self.normalizer, self.min_sessions, deltas=own)]
+            deltas += own
+        return deltas
+
+    async def handle(self, sessions: list[dict[str, Any]], now_ms: int) -> ClosedBatchResult:
+        deltas = self.enrich(sessions, now_ms)
+        per_session = await asyncio.gather(*(self.sink.summarize_closed(s) for s in sessions))
+        return ClosedBatchResult(deltas, [x for batch in per_session for x in batch])

@@ -1,0 +1,73 @@
+"""Time-coded replay links and markdown links (pure)."""
+from __future__ import annotations
+
+from string import Formatter
+from urllib.parse import quote
+
+LINK_PLACEHOLDERS = frozenset({"replay_base_url", "session_id", "timestamp_ms"})
+
+
+def _placeholders(template: str) -> set[str]:
+    try:
+        return {field for _, field, _, _ in Formatter().parse(template) if field is not None}
+    except ValueError as exc:
+        raise ValueError(f"link template {template!r} is malformed: {exc}") from None
+
+
+def check_link_template(template: str) -> None:
+    """Raise ValueError when the template names a placeholder we cannot fill."""
+    unknown = _placeholders(template) - LINK_PLACEHOLDERS
+    if unknown:
+        raise ValueError(
+            f"link template {template!r} has unknown placeholder(s) "
+            f"{', '.join('{' + name + '}' for name in sorted(unknown))}; "
+            f"allowed: {', '.join('{' + name + '}' for name in sorted(LINK_PLACEHOLDERS))}"
+        )
+
+
+def replay_link(template: str, replay_base_url: str, session_id: str, timestamp_ms: int) -> str:
+    """The replay URL that opens `session_id` at `timestamp_ms`.
+
+    The session id is percent-encoded ("user:sess" -> "user%3Asess") so ids with
+    colons or slashes stay one path segment. A trailing slash on the base URL is
+    dropped so "{replay_base_url}/sessions" never yields "//sessions".
+    """
+    check_link_template(template)
+    return template.format(
+        replay_base_url=replay_base_url.rstrip("/"),
+        session_id=quote(str(session_id), safe=""),
+        timestamp_ms=int(timestamp_ms),
+    )
+
+
+def escape_md_text(text: str) -> str:
+    """Escape characters that would end or nest a markdown link text."""
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+
+
+def md_link(text: str, url: str) -> str:
+    """`[text](url)` with brackets in the text escaped and the URL kept unbreakable."""
+    safe_url = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+    return f"[{escape_md_text(text)}]({safe_url})"
+
+
+DEFAULT_LINK_TEMPLATE = "{replay_base_url}/sessions/{session_id}?t={timestamp_ms}"
+DEFAULT_REPLAY_BASE_URL = "http://localhost:8080/replay"
+
+
+class LinkSettings:
+    """A checked link template and base URL; `for_session` binds a session id."""
+
+    __slots__ = ("template", "replay_base_url")
+
+    def __init__(self, template: str = DEFAULT_LINK_TEMPLATE,
+                 replay_base_url: str = DEFAULT_REPLAY_BASE_URL) -> None:
+        check_link_template(template)
+        self.template = template
+        self.replay_base_url = replay_base_url
+
+    def link(self, session_id: str, timestamp_ms: int) -> str:
+        return replay_link(self.template, self.replay_base_url, session_id, timestamp_ms)
+
+    def for_session(self, session_id: str):  # -> Callable[[int], str]
+        return lambda timestamp_ms: self.link(session_id, timestamp_ms)

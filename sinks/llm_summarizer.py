@@ -1,0 +1,267 @@
+"""The LLM summarizer: prompt -> chat completion -> validated, linked summary.
+
+The model writes the prose (summary, key insights, or the profile's output_schema
+object); the structured sections (potential issues, journey, outcome, comparisons) come
+from the built-in summarizer's deterministic analysis of the same view, so they are
+right even when the model is not. Cited event ids are mapped to time-coded replay links
+here; ids the model invented are dropped, and an answer with too many of them is
+invalid (retried, then the built-in summary is published, marked "builtin-fallback").
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import jsonschema
+
+from schemas.profiles import SummaryProfile
+from schemas.summaries import Summary
+from sinks.builtin import idempotency_key
+from sinks.links import md_link, replay_link
+from sinks.llm_client import ChatClient, InvalidAnswer, LlmUnavailable
+from sinks.profile_view import build_view
+from sinks.prompt import CitedMoment, Prompt, build_prompt, timecode
+from streams.privacy import mask_text
+
+log = logging.getLogger(__name__)
+
+_ID = r"[eE]\d+"
+# [clicked Pay](e12)  or  [clicked Pay]([e12])
+_ANCHOR = re.compile(rf"\[([^\[\]]+)\]\(\s*\[?({_ID})\]?\s*\)")
+# [clicked Pay][e12]
+_ANCHOR_REF = re.compile(rf"\[([^\[\]]+)\]\[({_ID})\]")
+# [e12]  [e12, e14]  (e12)  [E3; e4]
+_GROUP = re.compile(rf"\s*[\[(]\s*({_ID}(?:\s*[,;]\s*{_ID})*)\s*[\])]")
+# e12 on its own, not inside a word, path or query string
+_BARE = re.compile(rf"(?<![\w/#?=&.\-])({_ID})\b")
+_ALIAS = re.compile(r"\bP(\d+)\b")
+_IDS_ONLY = re.compile(rf"^\s*{_ID}(?:\s*[,;]\s*{_ID})*\s*$")
+_PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
+# Phrases of our own output instructions: an answer containing them parrots the prompt.
+_ECHOES = ("3 to 6 sentences", "citing event ids", "each one insight")
+
+
+@dataclass
+class ParsedAnswer:
+    summary: str
+    key_insights: list[str]
+    cited: list[str]
+    invented: list[str]
+
+
+class _Citations:
+    """Rewrites citations in the model's strings into replay links, counting ids."""
+
+    def __init__(self, prompt: Prompt, link_for: Callable[[CitedMoment], str], started_at: int) -> None:
+        self.prompt = prompt
+        self.link_for = link_for
+        self.started_at = started_at
+        self.cited: set[str] = set()
+        self.invented: set[str] = set()
+        self._links: list[str] = []
+
+    def _moment(self, short_id: str) -> Optional[CitedMoment]:
+        short_id = short_id.lower()
+        self.cited.add(short_id)
+        moment = self.prompt.id_map.get(short_id)
+        if moment is None:
+            self.invented.add(short_id)
+        return moment
+
+    def _stash(self, markdown: str) -> str:
+        # Links are parked behind placeholders so later patterns never see their URLs.
+        self._links.append(markdown)
+        return f"\x00{len(self._links) - 1}\x00"
+
+    def _timecode_link(self, short_id: str) -> Optional[str]:
+        moment = self._moment(short_id)
+        if moment is None:
+            return None
+        label = timecode(moment.timestamp - self.started_at).removeprefix("t+")
+        return self._stash(md_link(label, self.link_for(moment)))
+
+    def _anchor(self, match: re.Match[str]) -> str:
+        text, short_id = match.group(1), match.group(2)
+        if _IDS_ONLY.match(text):  # "[e3][e4]" is two citations, not an anchor
+            return self._group_ids(f"{text},{short_id}")
+        moment = self._moment(short_id)
+        return self._stash(md_link(text, self.link_for(moment))) if moment else text
+
+    def _group_ids(self, ids: str) -> str:
+        links = [self._timecode_link(i) for i in re.split(r"\s*[,;]\s*", ids.strip())]
+        kept = [link for link in links if link]
+        return " " + ", ".join(kept) if kept else ""
+
+    def rewrite(self, text: str) -> str:
+        text = mask_text(text) or ""  # before links: timestamps in URLs look like card numbers
+        text = _ANCHOR.sub(self._anchor, text)
+        text = _ANCHOR_REF.sub(self._anchor, text)
+        text = _GROUP.sub(lambda m: self._group_ids(m.group(1)), text)
+        text = _BARE.sub(lambda m: self._timecode_link(m.group(1)) or "", text)
+        text = _ALIAS.sub(self._alias, text)
+        text = re.sub(r"[ \t]{2,}", " ", text)
+        return _PLACEHOLDER.sub(lambda m: self._links[int(m.group(1))], text).strip()
+
+    def _alias(self, match: re.Match[str]) -> str:
+        url = self.prompt.url_aliases.get(match.group(0))
+        return f"`{mask_text(url)}`" if url else match.group(0)
+
+
+def extract_json_object(content: str) -> dict[str, Any]:
+    """The JSON object in an answer, tolerating ``` fences and prose around it."""
+    text = content.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fenced:
+        text = fenced.group(1).strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        raise InvalidAnswer("answer is not a JSON object")
+    try:
+        value = json.loads(text[start:end + 1])
+    except json.JSONDecodeError as exc:
+        raise InvalidAnswer(f"answer is not valid JSON: {exc.msg} at char {exc.pos}") from None
+    if not isinstance(value, dict):
+        raise InvalidAnswer("answer is not a JSON object")
+    return value
+
+
+def _rewrite_strings(value: Any, rewrite: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return rewrite(value)
+    if isinstance(value, list):
+        return [_rewrite_strings(v, rewrite) for v in value]
+    if isinstance(value, dict):
+        return {k: _rewrite_strings(v, rewrite) for k, v in value.items()}
+    return value
+
+
+def _insights(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    return [v.strip() for v in value if isinstance(v, str) and v.strip(" .…")]
+
+
+def parse_answer(content: str, prompt: Prompt, *, output_schema: Optional[dict[str, Any]],
+                 link_for: Callable[[CitedMoment], str], started_at: int,
+                 max_invented_share: float) -> ParsedAnswer:
+    """Validate one answer and map its citations; raises InvalidAnswer when unusable."""
+    raw = extract_json_object(content)
+    if any(echo in content for echo in _ECHOES):
+        raise InvalidAnswer("answer repeats the output instructions instead of summarizing")
+    citations = _Citations(prompt, link_for, started_at)
+    answer = _rewrite_strings(raw, citations.rewrite)
+    if citations.cited:
+        share = len(citations.invented) / len(citations.cited)
+        if share > max_invented_share:
+            raise InvalidAnswer(
+                f"{len(citations.invented)} of {len(citations.cited)} cited event ids are not in the log")
+    if output_schema is not None:
+        try:
+            jsonschema.validate(answer, output_schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise InvalidAnswer(f"answer breaks the output_schema at {where}: {exc.message}") from None
+        summary = json.dumps(answer, ensure_ascii=False)
+    else:
+        summary = answer.get("summary")
+        if not isinstance(summary, str) or not summary.strip():
+            raise InvalidAnswer('answer has no "summary" text')
+    return ParsedAnswer(summary=summary, key_insights=_insights(answer.get("key_insights")),
+                        cited=sorted(citations.cited), invented=sorted(citations.invented))
+
+
+class LlmSummarizer:
+    def __init__(self, client: ChatClient, builtin: Any, link_template: str, replay_base_url: str, *,
+                 max_prompt_tokens: int = 6000, max_output_tokens: int = 800,
+                 max_invented_share: float = 0.3, project: Optional[dict[str, Any]] = None) -> None:
+        self.client = client
+        self.builtin = builtin
+        self.link_template = link_template
+        self.replay_base_url = replay_base_url
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_output_tokens = max_output_tokens
+        self.max_invented_share = max_invented_share
+        self.project = project or {}
+
+    async def summarize(self, session: dict[str, Any], profile: SummaryProfile, *,
+                        generated_at: int) -> Summary:
+        """The LLM summary, or the built-in one marked "builtin-fallback" when the LLM fails."""
+        try:
+            base = self.builtin.summarize(session, profile, generated_at=generated_at)
+        except Exception as exc:  # noqa: BLE001 - a bad session must not stop the stream
+            log.exception("built-in summary failed for session %s", session.get("session_id"))
+            return failed_summary(session, profile, generated_at, f"builtin summarizer failed: {exc}")
+        try:
+            parsed, model = await self._ask(session, profile)
+        except LlmUnavailable as exc:
+            log.warning("LLM summary of %s with profile %s fell back to the built-in one: %s",
+                        session.get("session_id"), profile.id, exc.reason)
+            return base.model_copy(update={"summarizer": "builtin-fallback",
+                                           "fallback_reason": exc.reason})
+        except Exception as exc:  # noqa: BLE001 - a bug here must not lose the summary
+            log.exception("LLM summarizer failed for session %s", session.get("session_id"))
+            return base.model_copy(update={"summarizer": "builtin-fallback",
+                                           "fallback_reason": f"internal error: {type(exc).__name__}"})
+        return base.model_copy(update={
+            "status": "READY",  # even when the built-in one could not fill the schema
+            "summarizer": "llm",
+            "model": model,
+            "summary": parsed.summary,
+            "key_insights": parsed.key_insights or base.key_insights,
+            "fallback_reason": None,
+            "error": None,
+        })
+
+    async def _ask(self, session: dict[str, Any], profile: SummaryProfile) -> tuple[ParsedAnswer, str]:
+        schema = profile.llm.output_schema
+        if schema is not None:
+            try:
+                jsonschema.validators.validator_for(schema).check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise LlmUnavailable(f"profile {profile.id} output_schema is not a valid JSON Schema: "
+                                     f"{exc.message}") from None
+        view = build_view(session, profile)
+        prompt = build_prompt(view, profile, self.project, self.max_prompt_tokens)
+        log.debug("prompt for %s: ~%d tokens, %d ids, omitted: %s", view.session_id,
+                  prompt.estimated_tokens, len(prompt.id_map), prompt.omitted)
+
+        def link_for(moment: CitedMoment) -> str:
+            return replay_link(self.link_template, self.replay_base_url, view.session_id,
+                               moment.timestamp)
+
+        def validate(content: str) -> ParsedAnswer:
+            return parse_answer(content, prompt, output_schema=schema, link_for=link_for,
+                                started_at=view.started_at,
+                                max_invented_share=self.max_invented_share)
+
+        parsed, model, _attempts = await self.client.complete(
+            prompt.messages, validate=validate, temperature=profile.llm.temperature,
+            max_tokens=self.max_output_tokens, json_mode=prompt.json_mode,
+            json_schema=prompt.answer_schema, model=profile.llm.model)
+        return parsed, model
+
+
+def failed_summary(session: dict[str, Any], profile: SummaryProfile, generated_at: int,
+                   error: str) -> Summary:
+    """A FAILED summary: published so consumers see the session was not summarized."""
+    started_at = int(session.get("started_at") or 0)
+    window_id = session.get("window_id") or f"{session.get('session_id')}@{started_at}"
+    return Summary(
+        idempotency_key=idempotency_key(window_id, profile),
+        session_id=str(session.get("session_id")),
+        window_id=window_id,
+        part=int(session.get("part") or 1),
+        profile_id=profile.id,
+        status="FAILED",
+        summarizer="builtin",
+        generated_at=generated_at,
+        started_at=started_at,
+        ended_at=int(session.get("ended_at") or started_at),
+        summary="",
+        error=mask_text(error),
+    )

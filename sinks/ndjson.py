@@ -1,0 +1,45 @@
+"""Summaries as NDJSON lines in a file (the embedded runner's sink)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Iterable, Optional
+
+import orjson
+
+from schemas.summaries import Summary
+
+
+class NdjsonSummaryWriter:
+    """Appends summaries, one JSON object per line; each batch is flushed before returning."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._file: Optional[IO[bytes]] = None
+
+    def write(self, summaries: Iterable[Summary]) -> int:
+        lines = [orjson.dumps(s.model_dump(mode="json")) + b"\n" for s in summaries]
+        if not lines:
+            return 0
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab")
+        self._file.write(b"".join(lines))
+        self._file.flush()
+        return len(lines)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "NdjsonSummaryWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_summaries(path: Path | str) -> list[dict]:
+    """All summaries in an NDJSON file (tests, CLI)."""
+    with open(path, "rb") as f:
+        return [orjson.loads(line) for line in f if line.strip()]

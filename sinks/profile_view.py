@@ -1,0 +1,145 @@
+"""What a summary profile lets a summarizer see of one closed session (pure).
+
+Semantics follow Fullstory's visit profile: the event filter runs FIRST, then the
+slice, so "LAST 200 events of types X" means the last 200 *relevant* events.
+
+The kept span is the time range the slice covers. Filtering types alone does not
+cut time (the span stays the whole session); a slice that drops events at one end
+moves that end of the span to the nearest kept event (or to `start_timestamp` in
+TIMESTAMP mode). Signals and pages are then kept by that span.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from schemas.profiles import CONTEXT_ELEMENTS, EventFilter, SliceOptions, SummaryProfile
+
+CUSTOM = "custom"
+
+
+@dataclass
+class SessionView:
+    session_id: str
+    window_id: str
+    part: int
+    started_at: int
+    ended_at: int
+    duration_ms: int
+    events: list[dict[str, Any]]
+    signals: list[dict[str, Any]]
+    pages: list[dict[str, Any]]
+    context: dict[str, Any]
+    comparisons: list[dict[str, Any]]
+    total_events: int
+
+    def in_span(self, timestamp: int) -> bool:
+        return self.started_at <= timestamp <= self.ended_at
+
+
+def event_matches(event: dict[str, Any], names: frozenset[str]) -> bool:
+    """True when the event's type, or for a custom event its name or "custom", is named."""
+    etype = event.get("type")
+    if etype == CUSTOM:
+        return CUSTOM in names or event.get("name") in names
+    return etype in names
+
+
+def passes_filter(event: dict[str, Any], filt: EventFilter) -> bool:
+    if filt.include_types is not None:
+        return event_matches(event, frozenset(filt.include_types))
+    if filt.exclude_types is not None:
+        return not event_matches(event, frozenset(filt.exclude_types))
+    return True
+
+
+def signal_passes(signal: dict[str, Any], filt: EventFilter) -> bool:
+    # Signal types are event type names (rage-click, dead-click, ...).
+    return passes_filter({"type": signal.get("type")}, filt)
+
+
+def _slice_forward(events: list[dict[str, Any]], opts: SliceOptions) -> list[dict[str, Any]]:
+    if events and opts.duration_limit_ms is not None:
+        end = events[0]["timestamp"] + opts.duration_limit_ms
+        events = [e for e in events if e["timestamp"] <= end]
+    if opts.event_limit is not None:
+        events = events[: opts.event_limit]
+    return events
+
+
+def _slice_backward(events: list[dict[str, Any]], opts: SliceOptions) -> list[dict[str, Any]]:
+    if events and opts.duration_limit_ms is not None:
+        start = events[-1]["timestamp"] - opts.duration_limit_ms
+        events = [e for e in events if e["timestamp"] >= start]
+    if opts.event_limit is not None:
+        events = events[-opts.event_limit:] if opts.event_limit < len(events) else events
+    return events
+
+
+def slice_events(events: list[dict[str, Any]], opts: SliceOptions, started_at: int,
+                 ended_at: int) -> tuple[list[dict[str, Any]], int, int]:
+    """The kept events and the kept span (start, end) for time-ordered `events`."""
+    if opts.mode == "LAST":
+        kept = _slice_backward(events, opts)
+        dropped_front = len(kept) < len(events)
+        span_start = kept[0]["timestamp"] if (kept and dropped_front) else started_at
+        return kept, span_start, ended_at
+    span_start = started_at
+    candidates = events
+    if opts.mode == "TIMESTAMP":
+        span_start = max(started_at, opts.start_timestamp)  # type: ignore[arg-type]
+        candidates = [e for e in events if e["timestamp"] >= opts.start_timestamp]
+    kept = _slice_forward(candidates, opts)
+    dropped_back = len(kept) < len(candidates)
+    span_end = kept[-1]["timestamp"] if (kept and dropped_back) else ended_at
+    return kept, span_start, span_end
+
+
+def _without_keys(events: Iterable[dict[str, Any]], dropped: frozenset[str]) -> list[dict[str, Any]]:
+    if not dropped:
+        return list(events)
+    # Shallow copies: the session's own dicts are never mutated.
+    return [{k: v for k, v in e.items() if k not in dropped} for e in events]
+
+
+def select_context(context: Optional[dict[str, Any]], selected: list[str]) -> dict[str, Any]:
+    context = context or {}
+    return {name: context[name] for name in selected if context.get(name) is not None}
+
+
+def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
+    """Filter, then slice, one closed-session dict as `profile` says. No I/O, no mutation."""
+    all_events = sorted(session.get("events") or (), key=lambda e: e["timestamp"])
+    filt = profile.events
+    relevant = [e for e in all_events if passes_filter(e, filt)]
+    started_at, ended_at = int(session["started_at"]), int(session["ended_at"])
+    kept, span_start, span_end = slice_events(relevant, profile.slice, started_at, ended_at)
+
+    selected = profile.context.selected()
+    # Per-event copies of unselected context (user, org, ...) must not leak either.
+    unselected = frozenset(CONTEXT_ELEMENTS) - set(selected)
+    signals = [
+        dict(s) for s in session.get("signals") or ()
+        if signal_passes(s, filt) and span_start <= s["timestamp"] <= span_end
+    ]
+    signals.sort(key=lambda s: s["timestamp"])
+    # A page left exactly when the span starts is not in it; a zero-length page inside is.
+    pages = [
+        dict(p) for p in session.get("pages") or ()
+        if p["entered_at"] <= span_end and (p["left_at"] > span_start or p["entered_at"] >= span_start)
+    ]
+    context = select_context(session.get("context"), selected)
+    return SessionView(
+        session_id=session["session_id"],
+        window_id=session.get("window_id") or f"{session['session_id']}@{started_at}",
+        part=int(session.get("part") or 1),
+        started_at=span_start,
+        ended_at=span_end,
+        duration_ms=max(0, span_end - span_start),
+        events=_without_keys(kept, unselected),
+        signals=signals,
+        pages=pages,
+        context=context,
+        comparisons=[dict(c) for c in session.get("comparisons") or ()],
+        total_events=int(session.get("event_count") or len(all_events)),
+    )

@@ -1,0 +1,86 @@
+"""Summarize every closed session with each streaming profile (LLM or built-in).
+
+Triage decides per call whether the LLM is worth it; the rest get the built-in summary.
+The caller publishes the returned summaries (Kafka agent, or NDJSON in the embedded run),
+keyed by session id; `Summary.idempotency_key` is the same for a re-delivered session.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable, Optional
+
+import aiohttp
+
+from schemas.profiles import SummaryProfile
+from schemas.summaries import Summary
+from sinks.llm_client import ChatClient
+from sinks.llm_summarizer import LlmSummarizer, failed_summary
+from sinks.triage import Triage, session_has_issues
+
+log = logging.getLogger(__name__)
+
+
+class SummarizerSink:
+    def __init__(self, settings: Any, profiles: list[SummaryProfile], builtin: Any,
+                 llm: Optional[LlmSummarizer] = None, triage: Optional[Triage] = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.profiles = [p for p in profiles if p.streaming]
+        self.builtin = builtin
+        self.llm = llm if settings.summarizer == "llm" else None
+        self.triage = triage or Triage.from_settings(settings)
+        self.clock = clock
+
+    async def summarize_closed(self, session: dict[str, Any]) -> list[Summary]:
+        """One summary per streaming profile, in profile order."""
+        generated_at = int(self.clock() * 1000)
+        has_issues = session_has_issues(session)
+        jobs = []
+        for profile in self.profiles:
+            if self.llm is not None:
+                use_llm, reason = self.triage.should_use_llm(session, has_issues)
+                log.debug("session %s profile %s: %s (%s)", session.get("session_id"), profile.id,
+                          "LLM" if use_llm else "built-in", reason)
+                if use_llm:
+                    jobs.append(self.llm.summarize(session, profile, generated_at=generated_at))
+                    continue
+            jobs.append(self._builtin(session, profile, generated_at))
+        return list(await asyncio.gather(*jobs))
+
+    async def _builtin(self, session: dict[str, Any], profile: SummaryProfile,
+                       generated_at: int) -> Summary:
+        try:
+            return self.builtin.summarize(session, profile, generated_at=generated_at)
+        except Exception as exc:  # noqa: BLE001 - one bad session must not stop the stream
+            log.exception("built-in summary failed for session %s", session.get("session_id"))
+            return failed_summary(session, profile, generated_at, f"builtin summarizer failed: {exc}")
+
+
+def project_from_settings(settings: Any) -> dict[str, str]:
+    return {"site_name": settings.site_name, "site_url": settings.site_url,
+            "industry": settings.site_industry}
+
+
+def chat_client_from_settings(settings: Any, session: Optional[aiohttp.ClientSession] = None) -> ChatClient:
+    return ChatClient(settings.llm_base_url, settings.llm_api_key, settings.llm_model,
+                      timeout_s=settings.llm_timeout_s, max_retries=settings.llm_max_retries,
+                      backoff_s=settings.llm_backoff_s, concurrency=settings.llm_concurrency,
+                      session=session)
+
+
+def build_sink(settings: Any, profiles: list[SummaryProfile], builtin: Any,
+               http: Optional[aiohttp.ClientSession] = None) -> SummarizerSink:
+    """The sink as the settings say: with an LLM summarizer only when summarizer=llm.
+
+    The caller closes the LLM client (`sink.llm.client.close()`) on shutdown.
+    """
+    llm = None
+    if settings.summarizer == "llm":
+        llm = LlmSummarizer(
+            chat_client_from_settings(settings, http), builtin, settings.link_template,
+            settings.replay_base_url, max_prompt_tokens=settings.llm_max_prompt_tokens,
+            max_output_tokens=settings.llm_max_output_tokens,
+            max_invented_share=settings.llm_max_invented_ids, project=project_from_settings(settings))
+    return SummarizerSink(settings, profiles, builtin, llm, Triage.from_settings(settings))

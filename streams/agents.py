@@ -1,0 +1,161 @@
+"""Faust agents: thin transport around the pure stages.
+
+- `sessionize` reads raw events (and the re-key topic) in batches, runs the SessionStage, and
+  flushes dead letters, re-keys, closed sessions and session state once per batch.
+- `close_idle` (timer) closes sessions whose gap has run out although no events arrive.
+- `ingest_rrweb` maps whole rrweb recordings onto the events topic.
+- The closed-session consumers (aggregates and summaries) are attached by `attach_summaries`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Optional
+
+import faust
+import orjson
+
+from replaylens.settings import Settings
+from streams.app import Runtime, build_app
+from streams.stage import Origin, SessionStage, now_ms
+
+log = logging.getLogger("replaylens.streams")
+
+
+def declare_topics(app: faust.App, s: Settings) -> dict[str, Any]:
+    n = s.topic_partitions
+    mk = lambda name, **kw: app.topic(name, partitions=n, value_serializer="raw",  # noqa: E731
+                                      key_serializer="raw", **kw)
+    return {
+        "events": mk(s.topic_events),
+        "rekeyed": mk(s.topic_rekeyed),
+        "dead_letter": mk(s.topic_dead_letter),
+        "closed": mk(s.topic_closed_sessions),
+        "summaries": mk(s.topic_summaries),
+        "url_deltas": mk(s.topic_url_deltas),
+        "rrweb": mk(s.topic_rrweb),
+        "state": mk(s.state_topic),
+    }
+
+
+def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime], None]] = None,
+                      **app_overrides: Any) -> tuple[faust.App, Runtime]:
+    app = build_app(s, **app_overrides)
+    topics = declare_topics(app, s)
+    runtime = Runtime(s, app, SessionStage.from_settings(s), topics)
+    source = app.topic(s.topic_events, s.topic_rekeyed, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(source, name="sessionize")
+    async def sessionize(stream: faust.StreamT) -> None:
+        stage = runtime.stage
+        events_topic = s.topic_events
+        async for batch in stream.take_events(s.batch_size, within=s.batch_within_s):
+            async with runtime.lock:
+                wall = now_ms()
+                touched: set[int] = set()
+                for event in batch:
+                    msg = event.message
+                    raw = msg.value
+                    origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+                    ev = stage.decode(raw, origin, wall)
+                    if ev is None:
+                        continue
+                    if msg.topic == events_topic:
+                        if not runtime.keyed_right(ev.session_id, msg.key, msg.partition):
+                            stage.out.rekeyed.append((ev.session_id, ev.json))
+                            runtime.forwarded(ev.session_id, wall)
+                            continue
+                    else:
+                        runtime.returned(ev.session_id)
+                    if msg.partition not in touched:
+                        await runtime.ensure_loaded(msg.partition)
+                        touched.add(msg.partition)
+                    stage.add(msg.partition, ev, raw, origin, wall, rekeyed=msg.topic != events_topic)
+                await runtime.flush(touched, wall)
+
+    @app.timer(interval=s.tick_interval_s)
+    async def close_idle() -> None:
+        if app.rebalancing or app.in_recovery:
+            return
+        assigned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == s.topic_events}
+        async with runtime.lock:
+            for p in assigned:
+                await runtime.ensure_loaded(p)
+            await runtime.flush(assigned, now_ms())
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_: faust.App, revoked: set, **kwargs: Any) -> None:
+        runtime.forget({tp.partition for tp in revoked if tp.topic == s.topic_events})
+
+    @app.agent(topics["rrweb"], name="ingest_rrweb")
+    async def ingest_rrweb(stream: faust.StreamT) -> None:
+        from schemas.rrweb import RrwebError, load_recording, options_from_settings, rrweb_to_events
+
+        options = options_from_settings(s)
+
+        async for event in stream.events():
+            msg = event.message
+            origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+            key = msg.key.decode("utf-8", "replace") if msg.key else None
+            try:
+                events = rrweb_to_events(load_recording(msg.value), session_id=key, options=options)
+            except (RrwebError, ValueError) as exc:
+                runtime.stage.reject(msg.value, "invalid-recording", str(exc), origin, key, now_ms())
+                await runtime.flush((), now_ms())
+                continue
+            for ev in events:
+                await topics["events"].send(key=ev["session_id"].encode(), value=orjson.dumps(ev))
+
+    if attach is not None:
+        attach(app, runtime)
+    return app, runtime
+
+
+def attach_closed_stage(s: Settings):
+    """The consumer side of closed sessions: comparisons, url deltas, summaries."""
+
+    def attach(app: faust.App, runtime: Runtime) -> None:
+        from aggregates.store import AggregateStore
+        from aggregates.urls import UrlNormalizer
+        from sinks.builtin import BuiltinSummarizer
+        from sinks.closed_stage import ClosedSessionStage
+        from sinks.profiles_store import ProfileStore
+        from sinks.summarize import build_sink
+        from streams.url_deltas import DeltaMaterializer
+
+        store = AggregateStore(s.duckdb_path, s.aggregate_window_days, s.aggregate_retention_days)
+        builtin = BuiltinSummarizer(s.link_template, s.replay_base_url)
+        sink = build_sink(s, ProfileStore(s.profiles_dir).streaming(), builtin)
+        stage = ClosedSessionStage(store, UrlNormalizer.from_settings(s), sink, s.comparison_min_sessions)
+        materializer = DeltaMaterializer(s.kafka_bootstrap, s.topic_url_deltas, store)
+        runtime.closed_stage = stage  # type: ignore[attr-defined]
+        runtime.materializer = materializer  # type: ignore[attr-defined]
+        topics = runtime.topics
+
+        @app.agent(topics["closed"], name="summarize")
+        async def summarize(stream: faust.StreamT) -> None:
+            async for batch in stream.take_events(200, within=0.05):
+                sessions = [orjson.loads(e.message.value) for e in batch]
+                result = await stage.handle(sessions, now_ms())
+                pending = []
+                for d in result.deltas:
+                    pending.append(await topics["url_deltas"].send(
+                        key=d.url.encode(), value=orjson.dumps(d.to_dict())))
+                for summary in result.summaries:
+                    pending.append(await topics["summaries"].send(
+                        key=summary.session_id.encode(),
+                        value=summary.model_dump_json().encode()))
+                await asyncio.gather(*pending)
+
+        @app.task
+        async def start_materializer() -> None:
+            await materializer.start()
+
+        @app.on_before_shutdown.connect
+        async def stop_materializer(app_: faust.App, **kwargs: Any) -> None:
+            await materializer.stop()
+            if sink.llm is not None:
+                await sink.llm.client.close()
+            store.close()
+
+    return attach

@@ -1,0 +1,175 @@
+"""The Faust application and the worker's runtime state (open sessions and their durable log).
+
+Open sessions are kept durable in our own compacted state topic, one record per session id in
+the partition of its events, written once per batch. We do not use a Faust Table for it:
+faust-streaming's table recovery can wait forever on a changelog whose last offset is gone
+(issues 176, 651 — reproduced here after a SIGKILL) and re-delivers events after recovery. A
+newly assigned partition is instead read back directly, from its start to its end offset, before
+any of its events are processed.
+
+Agents live in `streams/agents.py`; this module only builds the app from Settings, so tests and
+benchmarks can make one per run with their own topic names.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Optional
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
+
+from replaylens.settings import Settings
+from streams.stage import SessionStage
+
+log = logging.getLogger("replaylens.streams")
+
+IN_FLIGHT_TIMEOUT_MS = 30_000
+
+
+def build_app(settings: Settings, **overrides: Any) -> faust.App:
+    conf: dict[str, Any] = dict(
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        # Recovery and first start read from the beginning: with "latest", Faust can hang in
+        # recovery when segments are deleted meanwhile (faust-streaming issue 651).
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        datadir=str(settings.data_dir / "faust"),
+        broker_commit_interval=1.0,
+    )
+    conf.update(overrides)
+    return faust.App(settings.app_id, **conf)
+
+
+@lru_cache(maxsize=65536)
+def expected_partition(session_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives this key."""
+    return (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class Runtime:
+    """One worker's state around the pure stage: which partitions are loaded, and a lock that
+    keeps the batch agent and the idle-session timer from interleaving their flushes."""
+
+    settings: Settings
+    app: faust.App
+    stage: SessionStage
+    topics: dict[str, Any]
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loaded: set[int] = field(default_factory=set)
+    # Session ids with events sent through the re-key topic that have not come back yet:
+    # their sessions must not close before those events arrive (a burst of event time could
+    # otherwise close them first and make the re-keyed events late).
+    in_flight: dict[str, list[int]] = field(default_factory=dict)  # sid -> [count, last wall ms]
+
+    def forwarded(self, session_id: str, wall_ms: int) -> None:
+        entry = self.in_flight.setdefault(session_id, [0, wall_ms])
+        entry[0] += 1
+        entry[1] = wall_ms
+
+    def returned(self, session_id: str) -> None:
+        entry = self.in_flight.get(session_id)
+        if entry is not None:
+            entry[0] -= 1
+            if entry[0] <= 0:
+                del self.in_flight[session_id]
+
+    def holding(self, wall_ms: int) -> dict[str, list[int]]:
+        """In-flight ids, forgetting ones whose events went to another worker's partition."""
+        expired = [sid for sid, (_n, at) in self.in_flight.items() if wall_ms - at > IN_FLIGHT_TIMEOUT_MS]
+        for sid in expired:
+            del self.in_flight[sid]
+        return self.in_flight
+
+    def keyed_right(self, session_id: str, key: Optional[bytes], partition: int) -> bool:
+        return key is not None and key == session_id.encode() and \
+            partition == expected_partition(session_id, self.settings.topic_partitions)
+
+    async def ensure_loaded(self, partition: int) -> None:
+        """Resume a partition's open sessions from the state topic, once per assignment."""
+        if partition in self.loaded:
+            return
+        states = await read_state_partition(self.settings.kafka_bootstrap, self.settings.state_topic,
+                                            partition)
+        sz = self.stage.sessionizer(partition)
+        for sid, state in states.items():
+            sz.import_key(sid, state)
+        sz.dirty.clear()
+        self.loaded.add(partition)
+        if states:
+            log.info("partition %s: resumed %s open session ids", partition, len(states))
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.loaded.discard(p)
+            self.stage.partitions.pop(p, None)
+
+    async def flush(self, partitions: Iterable[int], wall_ms: int) -> list[dict[str, Any]]:
+        """Publish what the stage produced, then persist state: closed sessions are on their
+        topic (acknowledged) before their state is removed from the state topic, so a crash between the two
+        re-emits a session (same window_id) rather than losing it."""
+        out = self.stage.out
+        partitions = list(partitions)
+        pending = []
+        for dl in out.dead_letters:
+            pending.append(await self.topics["dead_letter"].send(
+                key=(dl.get("session_id") or "").encode() or None, value=orjson.dumps(dl)))
+        for sid, text in out.rekeyed:
+            pending.append(await self.topics["rekeyed"].send(key=sid.encode(), value=text.encode()))
+        self.stage.counters.rekeyed += len(out.rekeyed)
+        closed = self.stage.close_ready(partitions, wall_ms, hold=self.holding(wall_ms))
+        for session in closed:
+            pending.append(await self.topics["closed"].send(
+                key=session["session_id"].encode(), value=orjson.dumps(session)))
+        if pending:
+            await asyncio.gather(*pending)
+        out.dead_letters.clear()
+        out.rekeyed.clear()
+        self.persist(partitions, wall_ms)
+        return closed
+
+    def persist(self, partitions: Iterable[int], wall_ms: int) -> None:
+        """One state record per changed session id (a tombstone when nothing is open), in the
+        partition of its events. Faust flushes the producer before it commits source offsets."""
+        state_topic = self.topics["state"]
+        for p in partitions:
+            sz = self.stage.partitions.get(p)
+            if sz is None:
+                continue
+            for sid in sz.drain_dirty():
+                state = sz.export_key(sid)
+                state_topic.send_soon(key=sid.encode(), partition=p,
+                                      value=None if state is None else orjson.dumps(state))
+
+
+async def read_state_partition(bootstrap: str, topic: str, partition: int) -> dict[str, dict[str, Any]]:
+    """The latest state per session id in one partition of the state topic (read to its end)."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    states: dict[str, dict[str, Any]] = {}
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            for rec in batch.get(tp, ()):
+                sid = rec.key.decode()
+                if rec.value is None:
+                    states.pop(sid, None)
+                else:
+                    states[sid] = orjson.loads(rec.value)
+    finally:
+        await consumer.stop()
+    return states

@@ -1,0 +1,147 @@
+"""The embedded runner: the whole pipeline in one process, no Kafka.
+
+Same core as the Faust worker (SessionStage, ClosedSessionStage); the transport is an iterator
+of raw messages in and files out: the DuckDB file, summaries as NDJSON, closed sessions and
+dead letters as NDJSON beside them.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Union
+
+import orjson
+from tqdm import tqdm
+
+from aggregates.store import AggregateStore
+from aggregates.urls import UrlNormalizer
+from replaylens.settings import Settings
+from sinks.builtin import BuiltinSummarizer
+from sinks.closed_stage import ClosedSessionStage
+from sinks.ndjson import NdjsonSummaryWriter
+from sinks.profiles_store import ProfileStore
+from sinks.summarize import build_sink
+from streams.stage import Origin, SessionStage, now_ms
+
+CLOSE_EVERY = 5_000  # events between checks for closable sessions
+
+
+@dataclass
+class EmbeddedReport:
+    events: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    dead_letters: Counter = field(default_factory=Counter)
+    summaries: int = 0
+    summarizers: Counter = field(default_factory=Counter)
+    issues: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+class _Lines:
+    """Append-only NDJSON file, opened on first write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._f = path, None
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        if data:
+            if self._f is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._f = open(self.path, "wb")
+            self._f.write(data)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+
+
+class EmbeddedPipeline:
+    def __init__(self, settings: Settings, examples: int = 3) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stage = SessionStage.from_settings(settings)
+        self.store = AggregateStore(settings.duckdb_path, settings.aggregate_window_days,
+                                    settings.aggregate_retention_days)
+        builtin = BuiltinSummarizer(settings.link_template, settings.replay_base_url)
+        profiles = ProfileStore(settings.profiles_dir).streaming()
+        self.sink = build_sink(settings, profiles, builtin)
+        self.closed_stage = ClosedSessionStage(self.store, UrlNormalizer.from_settings(settings),
+                                               self.sink, settings.comparison_min_sessions)
+        self.summaries = NdjsonSummaryWriter(settings.summaries_path)
+        self.closed_file = _Lines(settings.data_dir / "closed-sessions.ndjson")
+        self.dead_file = _Lines(settings.data_dir / "dead-letters.ndjson")
+        self.report = EmbeddedReport()
+        self.want_examples = examples
+
+    async def run(self, messages: Iterable[Union[bytes, str]], total: Optional[int] = None,
+                  progress: bool = True) -> EmbeddedReport:
+        started = time.perf_counter()
+        bar = tqdm(total=total, unit="ev", unit_scale=True, disable=not progress, desc="events")
+        wall = now_ms()
+        origin = Origin(topic="embedded", partition=0)
+        process = self.stage.process
+        n = 0
+        try:
+            for raw in messages:
+                origin.offset = n
+                process(0, raw, origin, wall)
+                n += 1
+                if n % CLOSE_EVERY == 0:
+                    wall = now_ms()
+                    await self._emit(self.stage.close_ready([0]), wall)
+                    bar.update(CLOSE_EVERY)
+            await self._emit(self.stage.close_all(), now_ms())
+            bar.update(n % CLOSE_EVERY)
+        finally:
+            bar.close()
+            self._close()
+            if self.sink.llm is not None:
+                await self.sink.llm.client.close()
+        self.report.events = n
+        self.report.seconds = time.perf_counter() - started
+        self.report.counters = self.stage.counters.as_dict()
+        return self.report
+
+    async def _emit(self, closed: list[dict[str, Any]], wall: int) -> None:
+        dead = self.stage.out.dead_letters
+        if dead:
+            self.report.dead_letters.update(d["reason"] for d in dead)
+            self.dead_file.write(dead)
+            dead.clear()
+        if not closed:
+            return
+        result = await self.closed_stage.handle(closed, wall)
+        self.store.apply(result.deltas)
+        self.closed_file.write(closed)
+        self.summaries.write(result.summaries)
+        self._tally(result.summaries)
+
+    def _tally(self, summaries: list[Any]) -> None:
+        r = self.report
+        r.summaries += len(summaries)
+        for s in summaries:
+            r.summarizers[s.summarizer] += 1
+            r.outcomes[s.outcome.status] += 1
+            r.issues.update(i.type for i in s.potential_issues)
+            if len(r.examples) < self.want_examples and len(s.potential_issues) >= 2:
+                r.examples.append(s.model_dump(mode="json"))
+
+    def _close(self) -> None:
+        self.summaries.close()
+        self.closed_file.close()
+        self.dead_file.close()
+        self.report.paths = {
+            "duckdb": str(self.settings.duckdb_path), "summaries": str(self.settings.summaries_path),
+            "closed_sessions": str(self.closed_file.path), "dead_letters": str(self.dead_file.path),
+        }
+        self.store.close()

@@ -1,0 +1,173 @@
+"""Decode and validate each raw message exactly once, at the edge of the pipeline.
+
+A fast path accepts the common, already-normalized shape with a few type checks; anything
+else goes through the pydantic model (`schemas.events.Event`), which is the authority: the fast
+path may only accept what the model accepts (a property test holds it to that), and every
+rejection carries the model's own error message.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import EVENT_TYPES, Event
+from streams.privacy import Masker
+
+_NESTED_STR = {
+    "user": ("id", "email"),
+    "org": ("id", "name"),
+    "device": ("type", "os", "browser"),
+    "location": ("country", "region", "city"),
+    "target": ("selector", "text"),
+}
+_ERROR_STR = frozenset(("message", "method", "request_url"))
+_METRICS = frozenset(("lcp", "inp", "cls", "fcp", "ttfb"))
+
+
+@dataclass(slots=True)
+class Accepted:
+    """A valid, normalized, masked event, ready for the sessionizer."""
+
+    session_id: str
+    event_id: str
+    timestamp: int
+    type: str
+    json: str  # the normalized event as compact JSON: what is buffered and persisted
+
+
+@dataclass(slots=True)
+class Rejected:
+    reason: str  # DeadLetterReason
+    error: str
+    session_id: Optional[str] = None
+
+
+def _nested_ok(sub: Any, fields: frozenset) -> bool:
+    if type(sub) is not dict:
+        return False
+    for k, v in sub.items():
+        if v is not None and k in fields and type(v) is not str:
+            return False
+    return True
+
+
+def _error_ok(error: Any) -> bool:
+    if type(error) is not dict:
+        return False
+    for k, v in error.items():
+        if v is None:
+            continue
+        if k == "status":
+            if type(v) is not int:
+                return False
+        elif k in _ERROR_STR and type(v) is not str:
+            return False
+    return True
+
+
+def _metrics_ok(metrics: Any) -> bool:
+    if type(metrics) is not dict:
+        return False
+    for k, v in metrics.items():
+        if v is not None and k in _METRICS and not ((type(v) is int or type(v) is float) and v >= 0):
+            return False
+    return True
+
+
+def _fast_ok(event: dict) -> bool:
+    """True when the model would surely accept `event` unchanged (no coercion needed)."""
+    sid = event.get("session_id")
+    if type(sid) is not str or not sid or type(event.get("timestamp")) is not int:
+        return False
+    etype = event.get("type")
+    if etype not in EVENT_TYPES:
+        return False
+    for k, v in event.items():
+        if v is None:
+            continue
+        check = _CHECKS.get(k)
+        if check is not None and not check(v):
+            return False
+    if etype == "navigate" and not event.get("url"):
+        return False
+    return etype != "custom" or bool(event.get("name"))
+
+
+_is_str = lambda v: type(v) is str  # noqa: E731
+_CHECKS: dict[str, Any] = {
+    "event_id": lambda v: type(v) is str and v != "",
+    "url": _is_str, "value": _is_str, "name": _is_str,
+    "error": _error_ok, "metrics": _metrics_ok,
+    "properties": lambda v: type(v) is dict,
+}
+_CHECKS.update({name: (lambda v, f=frozenset(fields): _nested_ok(v, f)) for name, fields in _NESTED_STR.items()})
+
+
+def _first_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "event"
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+class EventDecoder:
+    """bytes -> Accepted | Rejected. One instance per worker; holds no per-event state."""
+
+    __slots__ = ("masker", "future_tolerance_ms")
+
+    def __init__(self, masker: Optional[Masker] = None, future_tolerance_ms: int = 600_000) -> None:
+        self.masker = masker or Masker()
+        self.future_tolerance_ms = future_tolerance_ms
+
+    def decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Rejected("invalid-json", f"not JSON: {exc}")
+        if type(obj) is not dict:
+            return Rejected("invalid-event", f"an event must be a JSON object, not {type(obj).__name__}")
+        return self.accept(obj, now_ms, raw)
+
+    def accept(self, obj: dict, now_ms: int, raw: Union[bytes, str, None] = None) -> Union[Accepted, Rejected]:
+        """Validate an already-decoded object (rrweb mapping, simulator, tests)."""
+        changed = False
+        if not _fast_ok(obj):
+            try:
+                obj = Event.model_validate(obj).model_dump(exclude_unset=True)
+            except ValidationError as exc:
+                sid = obj.get("session_id")
+                return Rejected("invalid-event", _first_error(exc), sid if type(sid) is str else None)
+            changed = True
+        ts = obj["timestamp"]
+        if ts > now_ms + self.future_tolerance_ms:
+            return Rejected(
+                "future-timestamp",
+                f"timestamp {ts} is {(ts - now_ms) // 1000} s ahead of the pipeline clock "
+                f"(tolerance {self.future_tolerance_ms // 1000} s)",
+                obj["session_id"],
+            )
+        if not obj.get("event_id"):
+            source = raw if raw is not None else orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+            if isinstance(source, str):
+                source = source.encode()
+            obj["event_id"] = "h-" + hashlib.blake2b(source, digest_size=10).hexdigest()
+            changed = True
+        if obj.get("value") is not None or _sub(obj, "target", "text") or _sub(obj, "error", "message"):
+            # Masking may rewrite text: keep the re-encoded form (never the raw one) then.
+            self.masker.mask_event(obj)
+            changed = True
+        if changed or raw is None:
+            text = orjson.dumps(obj).decode()
+        else:
+            text = raw.decode() if isinstance(raw, bytes) else raw
+        return Accepted(obj["session_id"], obj["event_id"], ts, obj["type"], text)
+
+
+def _sub(obj: dict, name: str, field: str) -> Any:
+    sub = obj.get(name)
+    return sub.get(field) if type(sub) is dict else None

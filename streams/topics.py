@@ -1,0 +1,57 @@
+"""Create the pipeline's topics with matching partition counts.
+
+Co-partitioning matters: the events, re-key and changelog topics must have the same number of
+partitions, or a session's events would not meet in one worker. Creating them up front (rather
+than relying on broker auto-creation) makes that explicit.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from replaylens.settings import Settings
+
+
+def topic_names(s: Settings) -> list[str]:
+    return [s.topic_events, s.topic_rekeyed, s.topic_dead_letter, s.topic_closed_sessions,
+            s.topic_summaries, s.topic_url_deltas, s.topic_rrweb, s.state_topic]
+
+
+def _configs(s: Settings, name: str) -> dict[str, str]:
+    # Open-session state: only the latest record per session id matters.
+    return {"cleanup.policy": "compact"} if name == s.state_topic else {}
+
+
+async def ensure_topics(s: Settings) -> list[str]:
+    """Create missing topics; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [n for n in topic_names(s) if n not in existing]
+        if wanted:
+            try:
+                await admin.create_topics([NewTopic(n, s.topic_partitions, s.topic_replication,
+                                                    topic_configs=_configs(s, n))
+                                           for n in wanted])
+            except TopicAlreadyExistsError:
+                pass
+        await _wait_for_leaders(admin, topic_names(s))
+        return wanted
+    finally:
+        await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30) -> None:
+    """New topics take a moment to get partition leaders; producing before that fails."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+               for t in described):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics {names} have no partition leaders after {timeout_s} s")
+        await asyncio.sleep(0.1)

@@ -1,0 +1,55 @@
+"""Every worker materializes ALL per-URL deltas into its own DuckDB file.
+
+Sessions are partitioned by session id, so each worker closes only some of them; a URL's figures
+must still cover every session. Workers publish their sessions' deltas to the url-deltas topic and
+each worker reads every partition of it (a consumer without a group, assigned all partitions),
+applying batches to its own file. Applying is idempotent by delta id, so reading from the start
+after a restart, or a redelivered delta, never counts twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Optional
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from aggregates.store import AggregateStore
+
+log = logging.getLogger("replaylens.aggregates")
+
+
+class DeltaMaterializer:
+    def __init__(self, bootstrap: str, topic: str, store: AggregateStore, batch_ms: int = 200,
+                 max_records: int = 5000) -> None:
+        self.bootstrap, self.topic, self.store = bootstrap, topic, store
+        self.batch_ms, self.max_records = batch_ms, max_records
+        self.applied = 0
+        self._task: Optional[asyncio.Task] = None
+        self._consumer: Optional[AIOKafkaConsumer] = None
+
+    async def start(self) -> None:
+        # No consumer group: this worker is assigned every partition of the topic.
+        self._consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=None,
+                                          enable_auto_commit=False, auto_offset_reset="earliest")
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="url-delta-materializer")
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=self.batch_ms, max_records=self.max_records)
+            deltas = [orjson.loads(rec.value) for recs in batches.values() for rec in recs]
+            if deltas:
+                # DuckDB calls block; keep the event loop (Kafka heartbeats) free.
+                self.applied += await asyncio.to_thread(self.store.apply, deltas)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()
