@@ -43,7 +43,7 @@ kafka-stop:
 	scripts/kafka.sh stop
 
 llm-server: $(LLM_STAMP)
-	scripts/llm-server.sh
+	PYTHON=$(BIN)/python scripts/llm-server.sh
 
 clean:
 	rm -rf $(VENV) data

@@ -47,6 +47,7 @@ class ClosedSessionStage:
         return deltas
 
     async def handle(self, sessions: list[dict[str, Any]], now_ms: int) -> ClosedBatchResult:
-        deltas = self.enrich(sessions, now_ms)
+        # DuckDB reads block: keep the event loop (Kafka heartbeats, LLM calls) free.
+        deltas = await asyncio.to_thread(self.enrich, sessions, now_ms)
         per_session = await asyncio.gather(*(self.sink.summarize_closed(s) for s in sessions))
         return ClosedBatchResult(deltas, [x for batch in per_session for x in batch])

@@ -82,6 +82,7 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
             for p in assigned:
                 await runtime.ensure_loaded(p)
             await runtime.flush(assigned, now_ms())
+        runtime.write_status(sorted(assigned))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: faust.App, revoked: set, **kwargs: Any) -> None:
@@ -146,6 +147,10 @@ def attach_closed_stage(s: Settings):
                         key=summary.session_id.encode(),
                         value=summary.model_dump_json().encode()))
                 await asyncio.gather(*pending)
+
+        @app.timer(interval=3600.0)
+        async def apply_retention() -> None:
+            await asyncio.to_thread(store.prune, now_ms())
 
         @app.task
         async def start_materializer() -> None:

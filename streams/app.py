@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Optional
@@ -90,6 +93,23 @@ class Runtime:
         for sid in expired:
             del self.in_flight[sid]
         return self.in_flight
+
+    def status(self, assigned: list[int]) -> dict[str, Any]:
+        materializer = getattr(self, "materializer", None)
+        return {
+            "app_id": self.settings.app_id, "written_at": int(time.time() * 1000),
+            "assigned_partitions": assigned, "counters": self.stage.counters.as_dict(),
+            "open_sessions": self.stage.open_sessions(), "buffered_events": self.stage.buffered_events(),
+            "url_deltas_applied": materializer.applied if materializer else None,
+        }
+
+    def write_status(self, assigned: list[int]) -> None:
+        """The worker's counters as JSON in data_dir/status.json (atomic replace, every tick)."""
+        path = Path(self.settings.data_dir) / "status.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.status(assigned), option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
 
     def keyed_right(self, session_id: str, key: Optional[bytes], partition: int) -> bool:
         return key is not None and key == session_id.encode() and \
