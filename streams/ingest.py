@@ -84,7 +84,7 @@ def _fast_ok(event: dict) -> bool:
     if type(sid) is not str or not sid or type(event.get("timestamp")) is not int:
         return False
     etype = event.get("type")
-    if etype not in EVENT_TYPES:
+    if type(etype) is not str or etype not in EVENT_TYPES:
         return False
     for k, v in event.items():
         if v is None:

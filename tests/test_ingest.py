@@ -72,3 +72,24 @@ def test_fast_path_never_accepts_what_the_model_rejects(obj):
     if _fast_ok(obj):
         model = Event.model_validate(obj)
         assert model.timestamp == obj["timestamp"] and model.session_id == obj["session_id"]
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                                     st.text(max_size=8)),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(events, json_values))
+def test_decoder_never_raises_on_any_json(obj):
+    result = dec.decode(orjson.dumps(obj), NOW)
+    assert isinstance(result, (Accepted, Rejected))
+    if isinstance(result, Rejected):
+        assert result.reason in {"invalid-json", "invalid-event", "future-timestamp"} and result.error
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_decoder_never_raises_on_any_bytes(raw):
+    assert isinstance(dec.decode(raw, NOW), (Accepted, Rejected))

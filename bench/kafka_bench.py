@@ -1,0 +1,348 @@
+"""Kafka worker speed against a plain aiokafka baseline, measured in the same run, on the same
+broker and the same messages.
+
+    python bench/kafka_bench.py [--events 200000] [--partitions 4]
+
+Starts a private Kafka broker (tests/kafka_support.ensure_broker) unless REPLAYLENS_TEST_BOOTSTRAP
+names one. Loopback only. Prints:
+
+1. baseline: a plain aiokafka consume -> produce loop (consumer group, getmany batches, every
+   message produced to a second topic, acks=all, offsets committed after each batch's acks);
+2. one `replaylens worker` process over the same messages, in an isolated pipeline (own topics and
+   consumer group), the events produced before it starts; its rate is read off the consumer
+   group's committed offsets, and its ratio to the baseline;
+3. close -> summary latency: Kafka record timestamp of each closed session against that of its
+   first summary (same window_id), p50/p95/max;
+4. the machine, Python and Kafka versions, and the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+
+from streams.simulator import simulate  # noqa: E402
+from tests import kafka_support  # noqa: E402
+from tests.worker_process import WorkerProcess, create_topics, pipeline_env, produce, topic  # noqa: E402
+
+# A burst of produced events makes event time race ahead of wall time (see
+# tests/test_sessionize_kafka.py): the simulated hours are compressed into SPAN_MS of event time
+# ending just before now, and every session ends with a session-end event, so sessions close as
+# the burst's event time passes their end + grace, most of them while the burst is processed.
+SPAN_MS = 20_000
+GRACE_MS = 5_000
+TARGET_EVENTS_PER_S = 40_000
+TARGET_RATIO = 0.5
+TARGET_LATENCY_MS = 1_000
+COMMIT_POLL_S = 0.05
+
+
+@dataclass
+class Rate:
+    events: int
+    seconds: float
+
+    @property
+    def per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+# -- machine ---------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_lines(bootstrap: str, external: bool) -> list[str]:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    kafka = (f"external broker at {bootstrap} (version not probed)" if external
+             else f"Kafka {kafka_support.KAFKA_VERSION} (scripts/kafka.sh, private, {bootstrap})")
+    return [
+        f"command   {' '.join([Path(sys.executable).name] + sys.argv)}",
+        f"machine   nproc {usable} (os.cpu_count {os.cpu_count()}), {cpu_model()}",
+        f"software  Python {platform.python_version()}, {kafka}, {platform.platform()}",
+    ]
+
+
+# -- messages --------------------------------------------------------------------------------------
+def recent_events(target_events: int, seed: int) -> tuple[list[tuple[bytes, bytes]], int]:
+    """Whole simulated sessions (about target_events events), keyed by session id, with their
+    time compressed into the SPAN_MS of event time that ends just before now."""
+    sessions = max(1, round(target_events / 19.7))  # the simulator's mean session length
+    events = list(simulate(sessions, seed=seed, session_end_rate=1.0))
+    first, last = events[0]["timestamp"], max(e["timestamp"] for e in events)
+    end = int(time.time() * 1000) - 1_000
+    span = max(last - first, 1)
+    for e in events:
+        e["timestamp"] = end - SPAN_MS + (e["timestamp"] - first) * SPAN_MS // span
+    return [(e["session_id"].encode(), orjson.dumps(e)) for e in events], sessions
+
+
+# -- offsets ---------------------------------------------------------------------------------------
+async def end_offsets(bootstrap: str, topic_name: str, partitions: int) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        return await consumer.end_offsets([TopicPartition(topic_name, p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+
+
+async def committed_total(admin: AIOKafkaAdminClient, group: str, tps: list[TopicPartition]) -> int:
+    offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+    return sum(max(meta.offset, 0) for meta in offsets.values())
+
+
+# -- 1. baseline -----------------------------------------------------------------------------------
+async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, batch: int,
+                       timeout_s: float) -> Rate:
+    """consume -> produce -> commit, timed from partition assignment to the last batch's commit."""
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=batch)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError("baseline consumer got no partitions assigned")
+            await asyncio.sleep(0.01)
+        done = 0
+        began = time.perf_counter()
+        while done < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"baseline moved only {done} of {expected} messages in {timeout_s}s")
+            batches = await consumer.getmany(timeout_ms=500, max_records=batch)
+            acks = []
+            for records in batches.values():
+                for r in records:
+                    acks.append(await producer.send(sink, r.value, key=r.key))
+            if acks:
+                await asyncio.gather(*acks)
+                await consumer.commit()
+                done += len(acks)
+        return Rate(done, time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+# -- 2. worker -------------------------------------------------------------------------------------
+@dataclass
+class WorkerRun:
+    spawned_at: float
+    first_commit_at: float
+    first_committed: int
+    done_at: float
+    total: int
+    commits: list[tuple[float, int]]  # (time, committed events) at every observed change
+
+    @property
+    def steady(self) -> Rate:
+        """From the first observed commit to the commit that reached the end offsets: process
+        start-up and group join are excluded; the last commit interval (1 s) may include idle."""
+        return Rate(self.total - self.first_committed, self.done_at - self.first_commit_at)
+
+    @property
+    def from_spawn(self) -> Rate:
+        return Rate(self.total, self.done_at - self.spawned_at)
+
+    @property
+    def mid_slope(self) -> Optional[Rate]:
+        """Between the first and the last commit that were neither empty nor complete: no idle
+        tail at all; None when fewer than two such commits were seen."""
+        mid = [(t, c) for t, c in self.commits if 0 < c < self.total]
+        if len(mid) < 2:
+            return None
+        return Rate(mid[-1][1] - mid[0][1], mid[-1][0] - mid[0][0])
+
+
+async def run_worker(env: dict[str, str], bootstrap: str, partitions: int, worker: WorkerProcess,
+                     timeout_s: float) -> WorkerRun:
+    """Start the worker and poll its group's committed offsets until they reach the end offsets.
+    The worker is left running: the caller waits for the last sessions to be summarized."""
+    events_topic = topic(env, "events")
+    ends = await end_offsets(bootstrap, events_topic, partitions)
+    total = sum(ends.values())
+    tps = list(ends)
+    group = env["REPLAYLENS_APP_ID"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        spawned = time.perf_counter()
+        worker.start()
+        deadline = time.monotonic() + timeout_s
+        commits: list[tuple[float, int]] = []
+        committed = 0
+        while committed < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker committed {committed} of {total} events in {timeout_s}s;\n{worker.tail()}")
+            worker.assert_alive()
+            await asyncio.sleep(COMMIT_POLL_S)
+            now_committed = await committed_total(admin, group, tps)
+            if now_committed != committed:
+                commits.append((time.perf_counter(), now_committed))
+                committed = now_committed
+        first_at, first = commits[0]
+        return WorkerRun(spawned, first_at, first, commits[-1][0], total, commits)
+    finally:
+        await admin.close()
+
+
+# -- 3. close -> summary latency -------------------------------------------------------------------
+async def first_timestamps(bootstrap: str, topic_name: str, partitions: int) -> dict[str, int]:
+    """window_id -> the earliest Kafka record timestamp of it on the topic (read to its end)."""
+    tps = [TopicPartition(topic_name, p) for p in range(partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    out: dict[str, int] = {}
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                for r in records:
+                    window = orjson.loads(r.value)["window_id"]
+                    if window not in out or r.timestamp < out[window]:
+                        out[window] = r.timestamp
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def wait_for_summaries(bootstrap: str, env: dict[str, str], partitions: int, sessions: int,
+                             worker: WorkerProcess, timeout_s: float) -> tuple[dict[str, int], dict[str, int]]:
+    """Closed-session and summary timestamps once every session has a summary (or the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        summaries = await first_timestamps(bootstrap, topic(env, "summaries"), partitions)
+        if len(summaries) >= sessions or time.monotonic() > deadline:
+            break
+        worker.assert_alive()
+        await asyncio.sleep(1.0)
+    closed = await first_timestamps(bootstrap, topic(env, "closed_sessions"), partitions)
+    return closed, summaries
+
+
+def percentile(sorted_values: list[int], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return float(sorted_values[index])
+
+
+async def count_records(bootstrap: str, topic_name: str, partitions: int) -> int:
+    return sum((await end_offsets(bootstrap, topic_name, partitions)).values())
+
+
+# -- main ------------------------------------------------------------------------------------------
+async def bench(args: argparse.Namespace) -> None:
+    external = bool(os.environ.get("REPLAYLENS_TEST_BOOTSTRAP", "").strip())
+    bootstrap = kafka_support.ensure_broker()
+    for line in machine_lines(bootstrap, external):
+        print(line)
+
+    made = time.perf_counter()
+    messages, sessions = recent_events(args.events, args.seed)
+    n = len(messages)
+    print(f"messages  {n:,} simulated events of {sessions:,} sessions (all end with session-end), "
+          f"event time compressed into the {SPAN_MS // 1000} s before now, {args.partitions} partitions, "
+          f"keyed by session id; made in {time.perf_counter() - made:.1f} s")
+
+    with tempfile.TemporaryDirectory(prefix="replaylens-kafka-bench-") as tmp:
+        workdir = Path(tmp)
+        env = pipeline_env(bootstrap, workdir, prefix=f"bench{uuid.uuid4().hex[:6]}",
+                           REPLAYLENS_TOPIC_PARTITIONS=args.partitions,
+                           REPLAYLENS_SESSION_GRACE_MS=args.grace_ms,
+                           REPLAYLENS_TICK_INTERVAL_S=0.5)
+        await create_topics(env)
+        sink = f"{env['REPLAYLENS_APP_ID']}-baseline-out"
+        await kafka_support.create_topics(bootstrap, [sink], partitions=args.partitions)
+        produced = time.perf_counter()
+        await produce(bootstrap, topic(env, "events"), messages)
+        print(f"produced  {n:,} events to {topic(env, 'events')} in {time.perf_counter() - produced:.1f} s "
+              f"(before the baseline and the worker start)")
+        del messages
+
+        # 1. The baseline reads the very topic the worker will read, in its own consumer group.
+        base = await run_baseline(bootstrap, topic(env, "events"), sink, n, args.batch, args.timeout)
+        print(f"\n1. baseline  aiokafka consume->produce->commit  {base.per_s:>10,.0f} events/s  "
+              f"({n:,} in {base.seconds:.2f} s, getmany max {args.batch}, acks=all, "
+              f"timed from partition assignment to the last commit)")
+
+        # 2. One worker process.
+        worker = WorkerProcess(env, workdir / "worker.log")
+        try:
+            run = await run_worker(env, bootstrap, args.partitions, worker, args.timeout)
+            steady, spawn, mid = run.steady, run.from_spawn, run.mid_slope
+            ok = "meets" if steady.per_s >= TARGET_EVENTS_PER_S and steady.per_s / base.per_s >= TARGET_RATIO else "MISSES"
+            print(f"2. worker    replaylens worker, 1 process     {steady.per_s:>10,.0f} events/s  "
+                  f"ratio to baseline {steady.per_s / base.per_s:.2f}  "
+                  f"({ok} targets >= {TARGET_EVENTS_PER_S:,}/s and >= {TARGET_RATIO})")
+            print(f"             timed from its first committed offset ({run.first_committed:,} events "
+                  f"in, {run.first_commit_at - run.spawned_at:.1f} s after spawn) to the commit reaching "
+                  f"the end offsets: {steady.events:,} events in {steady.seconds:.2f} s; offsets are "
+                  f"committed every 1 s, so the last interval may include idle time")
+            if mid is not None:
+                print(f"             between intermediate commits (no idle tail): {mid.per_s:,.0f} events/s "
+                      f"({mid.events:,} in {mid.seconds:.2f} s)")
+            print(f"             including process start-up and group join: {spawn.per_s:,.0f} events/s "
+                  f"({spawn.events:,} in {spawn.seconds:.2f} s from spawn)")
+
+            # 3. Close -> summary latency.
+            closed, summaries = await wait_for_summaries(bootstrap, env, args.partitions, sessions, worker,
+                                                         timeout_s=args.grace_ms / 1000 + 60)
+            latencies = sorted(summaries[w] - closed[w] for w in summaries if w in closed)
+            dead = await count_records(bootstrap, topic(env, "dead_letter"), args.partitions)
+            rekeyed = await count_records(bootstrap, topic(env, "rekeyed"), args.partitions)
+            p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
+            worst = float(latencies[-1]) if latencies else float("nan")
+            verdict = "meets" if latencies and p95 < TARGET_LATENCY_MS else "MISSES"
+            print(f"3. close->summary latency  p50 {p50:,.0f} ms  p95 {p95:,.0f} ms  max {worst:,.0f} ms  "
+                  f"({verdict} target p95 < {TARGET_LATENCY_MS} ms)")
+            print(f"             Kafka record timestamps (CreateTime, set by the worker) of a closed session "
+                  f"and of its first summary, same window_id; {len(latencies):,} pairs; "
+                  f"{len(closed):,} closed windows, {len(summaries):,} summarized, of {sessions:,} sessions; "
+                  f"{dead} dead letters, {rekeyed} re-keyed")
+        finally:
+            if worker.proc is not None:
+                worker.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=200_000, help="about this many events (whole sessions)")
+    ap.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
+    ap.add_argument("--batch", type=int, default=2000, help="baseline getmany max_records (the worker's batch_size default)")
+    ap.add_argument("--grace-ms", type=int, default=GRACE_MS, help="REPLAYLENS_SESSION_GRACE_MS of the worker")
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--timeout", type=float, default=600, help="give up on a phase after this many seconds")
+    args = ap.parse_args()
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
