@@ -287,9 +287,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except _user_errors() as exc:
         print(f"replaylens {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the input's or the environment's fault: a message, not a traceback."""
+    import duckdb
+
+    from aggregates.store import StoreLockedError
+    return (ValueError, FileNotFoundError, StoreLockedError, duckdb.Error)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,15 @@ def topic_names(s: Settings) -> list[str]:
             s.topic_summaries, s.topic_url_deltas, s.topic_rrweb, s.state_topic]
 
 
+RECORDING_MAX_BYTES = 16 * 1024 * 1024
+
+
 def _configs(s: Settings, name: str) -> dict[str, str]:
-    # Open-session state: only the latest record per session id matters.
-    return {"cleanup.policy": "compact"} if name == s.state_topic else {}
+    if name == s.state_topic:  # open-session state: only the latest record per session id matters
+        return {"cleanup.policy": "compact"}
+    if name == s.topic_rrweb:  # whole recordings are large (the broker's default is 1 MiB)
+        return {"max.message.bytes": str(RECORDING_MAX_BYTES)}
+    return {}
 
 
 async def ensure_topics(s: Settings) -> list[str]:

@@ -139,3 +139,33 @@ async def test_worker_killed_mid_stream_loses_no_session(kafka_bootstrap, tmp_pa
         finally:
             restarted.stop()
     assert_all_events_closed(expected, got, closed.records)
+
+
+async def test_rrweb_recording_on_its_topic_becomes_sessions_and_bad_ones_dead_letter(kafka_bootstrap, tmp_path):
+    from pathlib import Path
+
+    from schemas.rrweb import ingest_recording
+
+    fixture = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json"
+    raw = fixture.read_bytes()
+    mapped = ingest_recording(raw, session_id="docs-1")
+    sid = mapped[0]["session_id"]
+    # A short gap so the recording closes seconds after it is read.
+    env = pipeline_env(kafka_bootstrap, tmp_path, REPLAYLENS_SESSION_GAP_MS=5_000, REPLAYLENS_SESSION_GRACE_MS=2_000)
+    await create_topics(env)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        await produce(kafka_bootstrap, topic(env, "rrweb"), [(b"docs-1", raw), (b"junk", b'{"hello": "world"}')])
+        async with TopicReader(kafka_bootstrap, topic(env, "closed_sessions")) as closed:
+            await closed.until(complete({sid: {e["event_id"] for e in mapped}}), timeout_s=120,
+                               alive=worker.assert_alive)
+        assert closed_event_ids(closed.records) == {sid: {e["event_id"] for e in mapped}}
+        navigations = sum(e["type"] == "navigate" for r in {x["value"]["window_id"]: x for x in closed.records}.values()
+                          for e in r["value"]["events"])
+        assert navigations == 1 and sum(e["type"] == "click" for e in mapped) == 3
+        async with TopicReader(kafka_bootstrap, topic(env, "dead_letter")) as dlq:
+            await dlq.until(lambda rs: len(rs) >= 1, timeout_s=30)
+        assert [r["value"]["reason"] for r in dlq.records] == ["invalid-recording"]
+        assert dlq.records[0]["value"]["topic"] == topic(env, "rrweb")
+    finally:
+        worker.stop()
