@@ -26,7 +26,7 @@ import orjson  # noqa: E402
 
 from replaylens.settings import Settings  # noqa: E402
 from streams.simulator import simulate_bytes  # noqa: E402
-from streams.stage import Origin, SessionStage, now_ms  # noqa: E402
+from streams.stage import Origin, SessionStage, now_ms, tune_gc  # noqa: E402
 
 
 def messages(sessions: int) -> list[bytes]:
@@ -82,6 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20000)
     args = ap.parse_args()
+    tune_gc()  # as the embedded runner and the worker do
     msgs = messages(args.sessions)
     print(f"{len(msgs):,} simulated events from {args.sessions:,} sessions; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cpus")

@@ -94,8 +94,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from streams.agents import attach_closed_stage, create_worker_app
 
+    from streams.stage import tune_gc
     from streams.topics import ensure_topics
 
+    tune_gc()
     s = _settings(args)
     asyncio.run(ensure_topics(s))
     app, _runtime = create_worker_app(s, attach_closed_stage(s))

@@ -23,7 +23,7 @@ from sinks.closed_stage import ClosedSessionStage
 from sinks.ndjson import NdjsonSummaryWriter
 from sinks.profiles_store import ProfileStore
 from sinks.summarize import build_sink
-from streams.stage import Origin, SessionStage, now_ms
+from streams.stage import Origin, SessionStage, now_ms, tune_gc
 
 CLOSE_EVERY = 5_000  # events between checks for closable sessions
 
@@ -68,6 +68,7 @@ class _Lines:
 class EmbeddedPipeline:
     def __init__(self, settings: Settings, examples: int = 3) -> None:
         self.settings = settings
+        tune_gc()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.stage = SessionStage.from_settings(settings)
         self.store = AggregateStore(settings.duckdb_path, settings.aggregate_window_days,

@@ -1,16 +1,18 @@
 """Decode and validate each raw message exactly once, at the edge of the pipeline.
 
-A fast path accepts the common, already-normalized shape with a few type checks; anything
-else goes through the pydantic model (`schemas.events.Event`), which is the authority: the fast
-path may only accept what the model accepts (a property test holds it to that), and every
-rejection carries the model's own error message.
+Fast path: msgspec decodes and type-checks the common, already-normalized shape in one pass (a
+strict mirror of the contract); such an event is kept as its original bytes unless masking or a
+missing event id must change it. Anything else goes through the pydantic model
+(`schemas.events.Event`), which is the authority: the fast path may only accept what the model
+accepts (property tests hold it to that), and every rejection carries the model's own message.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
@@ -26,6 +28,68 @@ _NESTED_STR = {
 }
 _ERROR_STR = frozenset(("message", "method", "request_url"))
 _METRICS = frozenset(("lcp", "inp", "cls", "fcp", "ttfb"))
+
+
+_EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
+_NonNeg = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Ctx(msgspec.Struct):
+    # Union of the context objects' string fields; extra keys are ignored here and kept in the JSON.
+    id: Optional[str] = None
+    email: Optional[str] = None
+    name: Optional[str] = None
+    type: Optional[str] = None
+    os: Optional[str] = None
+    browser: Optional[str] = None
+    country: Optional[str] = None
+    region: Optional[str] = None
+    city: Optional[str] = None
+    selector: Optional[str] = None
+    text: Optional[str] = None
+
+
+class _Error(msgspec.Struct):
+    message: Optional[str] = None
+    status: Optional[int] = None
+    method: Optional[str] = None
+    request_url: Optional[str] = None
+
+
+class _Metrics(msgspec.Struct):
+    lcp: Optional[_NonNeg] = None
+    inp: Optional[_NonNeg] = None
+    cls: Optional[_NonNeg] = None
+    fcp: Optional[_NonNeg] = None
+    ttfb: Optional[_NonNeg] = None
+
+
+class _FastEvent(msgspec.Struct):
+    """Strict mirror of schemas.events.Event for the common shape (epoch-ms integer timestamps)."""
+
+    session_id: Annotated[str, msgspec.Meta(min_length=1)]
+    timestamp: int
+    type: _EventType
+    event_id: Optional[Annotated[str, msgspec.Meta(min_length=1)]] = None
+    url: Optional[str] = None
+    value: Optional[str] = None
+    name: Optional[str] = None
+    user: Optional[_Ctx] = None
+    org: Optional[_Ctx] = None
+    device: Optional[_Ctx] = None
+    location: Optional[_Ctx] = None
+    target: Optional[_Ctx] = None
+    error: Optional[_Error] = None
+    metrics: Optional[_Metrics] = None
+    properties: Optional[dict] = None
+
+
+_fast_decoder = msgspec.json.Decoder(_FastEvent)
+
+
+def _may_need_masking(text: Optional[str]) -> bool:
+    """Cheap pre-check mirroring mask_text: only emails and digit runs are ever rewritten."""
+    return bool(text) and ("@" in text or any(c.isdigit() for c in text))
 
 
 @dataclass(slots=True)
@@ -125,6 +189,9 @@ class EventDecoder:
         self.future_tolerance_ms = future_tolerance_ms
 
     def decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
+        fast = self._decode_fast(raw, now_ms)
+        if fast is not None:
+            return fast
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -132,6 +199,21 @@ class EventDecoder:
         if type(obj) is not dict:
             return Rejected("invalid-event", f"an event must be a JSON object, not {type(obj).__name__}")
         return self.accept(obj, now_ms, raw)
+
+    def _decode_fast(self, raw: Union[bytes, str], now_ms: int) -> Optional[Accepted]:
+        """The one-pass path for clean events that need no change; None means 'take the slow path'."""
+        try:
+            ev = _fast_decoder.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        if (ev.event_id is None or ev.timestamp > now_ms + self.future_tolerance_ms
+                or (ev.type == "navigate" and not ev.url) or (ev.type == "custom" and not ev.name)
+                or ev.value is not None
+                or (ev.target is not None and _may_need_masking(ev.target.text))
+                or (ev.error is not None and _may_need_masking(ev.error.message))):
+            return None
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, text)
 
     def accept(self, obj: dict, now_ms: int, raw: Union[bytes, str, None] = None) -> Union[Accepted, Rejected]:
         """Validate an already-decoded object (rrweb mapping, simulator, tests)."""
@@ -157,7 +239,8 @@ class EventDecoder:
                 source = source.encode()
             obj["event_id"] = "h-" + hashlib.blake2b(source, digest_size=10).hexdigest()
             changed = True
-        if obj.get("value") is not None or _sub(obj, "target", "text") or _sub(obj, "error", "message"):
+        if (obj.get("value") is not None or _may_need_masking(_sub(obj, "target", "text"))
+                or _may_need_masking(_sub(obj, "error", "message"))):
             # Masking may rewrite text: keep the re-encoded form (never the raw one) then.
             self.masker.mask_event(obj)
             changed = True

@@ -74,7 +74,7 @@ def test_fast_path_never_accepts_what_the_model_rejects(obj):
         assert model.timestamp == obj["timestamp"] and model.session_id == obj["session_id"]
 
 
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False),
                                      st.text(max_size=8)),
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                            max_leaves=12)
