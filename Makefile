@@ -34,7 +34,8 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not kafka and not llm"
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/embedded_bench.py
+	$(BIN)/python bench/kafka_bench.py
 
 kafka-start:
 	scripts/kafka.sh start

@@ -102,6 +102,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(s))
     app, _runtime = create_worker_app(s, attach_closed_stage(s))
     worker = faust.Worker(app, loglevel=s.log_level.lower(), quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG: every aiokafka debug record
+    # would then be built and handled (it halved throughput, bench/kafka_bench.py).
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

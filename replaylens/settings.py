@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     topic_replication: int = Field(description='Replication factor of the topics the pipeline creates', default=1, ge=1)
     data_dir: Path = Field(default=Path("./data"), description='Where local outputs go (embedded runner NDJSON files, Faust data)')
     batch_size: int = Field(default=2000, ge=1, description="Events taken from Kafka per batch")
-    batch_within_s: float = Field(default=0.05, gt=0, description="Max seconds to wait while filling a batch")
+    batch_within_s: float = Field(default=0.2, gt=0, description="Max seconds to wait while filling a batch")
     tick_interval_s: float = Field(default=1.0, gt=0, description="How often idle sessions are checked")
 
     # Sessionization (event time, milliseconds)

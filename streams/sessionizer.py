@@ -121,6 +121,7 @@ class Sessionizer:
         self.dirty: set[str] = set()  # session ids changed since the last drain_dirty()
         self._ready: list[Closed] = []  # closed by limits during add(), handed out by take_closed()
         self.buffered_events = 0
+        self._busy = False  # events arrived since the last advance()
 
     # -- adding ---------------------------------------------------------------------------
     def add(self, ev: Accepted, wall_ms: Optional[int] = None, rekeyed: bool = False) -> AddResult:
@@ -141,12 +142,7 @@ class Sessionizer:
                     return AddResult(False, duplicate=True)
                 self._seq += 1
                 w.add((ts, self._seq, ev.event_id, ev.type, ev.json))
-                self.buffered_events += 1
-                if ts > self.watermark:
-                    self.watermark = ts
-                    self._wall_at_watermark = wall_ms
-                self.dirty.add(sid)
-                return _ACCEPTED
+                return self._accepted(sid, ts, wall_ms)
         if state is not None:
             for w in state.windows:
                 if ev.event_id in w.ids:
@@ -167,7 +163,11 @@ class Sessionizer:
             state = self.keys[sid] = KeyState()
         self._seq += 1
         self._insert(sid, state, (ts, self._seq, ev.event_id, ev.type, ev.json), touching)
+        return self._accepted(sid, ts, wall_ms)
+
+    def _accepted(self, sid: str, ts: int, wall_ms: Optional[int]) -> AddResult:
         self.buffered_events += 1
+        self._busy = True
         if ts > self.watermark:
             self.watermark = ts
             self._wall_at_watermark = wall_ms
@@ -231,9 +231,14 @@ class Sessionizer:
 
     # -- closing --------------------------------------------------------------------------
     def advance(self, wall_ms: int) -> None:
-        """Let wall-clock time carry the watermark forward while the partition is quiet."""
-        if self._wall_at_watermark is None:
+        """Let wall-clock time carry the watermark forward while the partition is quiet.
+
+        Only a quiet partition (no events since the last call) moves on wall time: a worker
+        that is behind must not let wall time run past the events still waiting for it, or it
+        would make them late."""
+        if self._wall_at_watermark is None or self._busy:
             self._wall_at_watermark = wall_ms
+            self._busy = False
             return
         elapsed = wall_ms - self._wall_at_watermark
         if elapsed > 0:

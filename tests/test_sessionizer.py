@@ -108,10 +108,22 @@ def test_idle_sessions_close_on_wall_clock_without_new_events():
     t0 = 1_700_000_000_000
     s = Sessionizer(SessionRules(gap_ms=60_000, grace_ms=1000))
     s.add(ev("a", t0), wall_ms=5_000)
+    s.advance(5_000)  # the flush after the batch: the partition was busy, wall time does not count
     s.advance(30_000)
     assert s.take_closed() == []
     s.advance(5_000 + 61_001)
     assert [c.reason for c in s.take_closed()] == ["inactivity"]
+
+
+def test_a_busy_partition_does_not_let_wall_time_run_ahead_of_its_events():
+    """A worker that is behind keeps getting old events: they must not become late."""
+    t0 = 1_700_000_000_000
+    s = Sessionizer(SessionRules(gap_ms=60_000, grace_ms=1_000))
+    for i in range(50):  # one event per flush, each 1 s of event time, flushes 10 s of wall apart
+        assert s.add(ev(f"u{i}", t0 + i * 1000), wall_ms=i * 10_000).accepted
+        s.advance(i * 10_000 + 10_000)
+        s.take_closed()
+    assert s.watermark == t0 + 49_000
 
 
 def test_export_import_round_trip_keeps_open_sessions():
