@@ -34,7 +34,7 @@ class Settings(BaseSettings):
 
     # Sessionization (event time, milliseconds)
     session_gap_ms: int = Field(default=30 * 60_000, gt=0, description="Inactivity gap that closes a session")
-    session_grace_ms: int = Field(default=60_000, ge=0, description="How late an event may arrive")
+    session_grace_ms: int = Field(default=30_000, ge=0, description="How late an event may arrive")
     session_max_duration_ms: int = Field(description='A longer session is split into linked parts', default=12 * 3_600_000, gt=0)
     session_max_events: int = Field(description='A session with more events is split into linked parts', default=10_000, gt=1)
     future_tolerance_ms: int = Field(default=10 * 60_000, ge=0, description="Timestamps further ahead of now are rejected")
