@@ -187,7 +187,7 @@ def cmd_group_summary(args: argparse.Namespace) -> int:
     sessions = [orjson.loads(line) for line in path.open("rb") if line.strip()]
     filt = GroupFilter(start_ms=args.start_ms, end_ms=args.end_ms, url=args.url, user_id=args.user_id,
                        issue_type=args.issue_type, limit=args.limit)
-    summary = summarize_group(sessions, filt, BuiltinSummarizer(s.link_template, s.replay_base_url),
+    summary = summarize_group(sessions, filt, BuiltinSummarizer.from_settings(s),
                               s.privacy_hash_salt)
     print(summary.model_dump_json(indent=2))
     return 0

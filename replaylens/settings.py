@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     summaries_path: Path = Field(default=Path("./data/summaries.ndjson"), description='Embedded runner: summaries NDJSON file')
     replay_base_url: str = Field(default="http://localhost:8080/replay", description='Base URL of your replay viewer, used in time-coded links')
     link_template: str = Field(default="{replay_base_url}/sessions/{session_id}?t={timestamp_ms}", description='Time-coded link template; placeholders {replay_base_url}, {session_id}, {timestamp_ms}')
+    summary_slow_page: Literal["good", "poor"] = Field(
+        default="poor", description="A page is a slow-page issue when a Core Web Vital is worse than Google's "
+        "'poor' line (LCP 4 s, INP 500 ms, CLS 0.25) or already past 'good' (LCP 2.5 s, INP 200 ms, CLS 0.1)")
+    summary_converted_events: list[str] = Field(
+        default_factory=lambda: ["Order Completed", "Purchase", "Checkout Completed", "Purchase Completed",
+                                 "Order Placed", "Transaction Completed"],
+        description="Custom event names that mark a session as converted")
     site_name: str = Field(default="", description='Project data for the LLM prompt: site name')
     site_url: str = Field(default="", description='Project data for the LLM prompt: site URL')
     site_industry: str = Field(default="", description='Project data for the LLM prompt: industry')

@@ -95,6 +95,13 @@ class BuiltinSummarizer:
         self.unmask_emails = masker_unmask_emails
         self.vitals = vitals_thresholds
 
+    @classmethod
+    def from_settings(cls, settings) -> "BuiltinSummarizer":
+        vitals = detect.POOR_VITALS if settings.summary_slow_page == "poor" else detect.GOOD_VITALS
+        return cls(settings.link_template, settings.replay_base_url,
+                   converted_events=settings.summary_converted_events,
+                   masker_unmask_emails=settings.privacy_unmask_emails, vitals_thresholds=vitals)
+
     # ------------------------------------------------------------------ analysis
     def analyze(self, view: SessionView) -> Analysis:
         issues = detect.detect_issues(view, self.links, self.converted_events, self.vitals)

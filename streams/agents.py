@@ -125,7 +125,7 @@ def attach_closed_stage(s: Settings):
         from streams.url_deltas import DeltaMaterializer
 
         store = AggregateStore(s.duckdb_path, s.aggregate_window_days, s.aggregate_retention_days)
-        builtin = BuiltinSummarizer(s.link_template, s.replay_base_url)
+        builtin = BuiltinSummarizer.from_settings(s)
         sink = build_sink(s, ProfileStore(s.profiles_dir).streaming(), builtin)
         stage = ClosedSessionStage(store, UrlNormalizer.from_settings(s), sink, s.comparison_min_sessions)
         materializer = DeltaMaterializer(s.kafka_bootstrap, s.topic_url_deltas, store)

@@ -73,7 +73,7 @@ class EmbeddedPipeline:
         self.stage = SessionStage.from_settings(settings)
         self.store = AggregateStore(settings.duckdb_path, settings.aggregate_window_days,
                                     settings.aggregate_retention_days)
-        builtin = BuiltinSummarizer(settings.link_template, settings.replay_base_url)
+        builtin = BuiltinSummarizer.from_settings(settings)
         profiles = ProfileStore(settings.profiles_dir).streaming()
         self.sink = build_sink(settings, profiles, builtin)
         self.closed_stage = ClosedSessionStage(self.store, UrlNormalizer.from_settings(settings),
