@@ -200,7 +200,7 @@ class AggregateStore:
         keys = list(merged)
         columns_of_counters = list(zip(*(counters for counters, _ in merged.values())))
         columns = ", ".join(COUNTERS)
-        unnests = ", ".join(f"unnest(?::BIGINT[])" for _ in COUNTERS)
+        unnests = ", ".join("unnest(?::BIGINT[])" for _ in COUNTERS)
         updates = ", ".join(f"{name} = url_hourly.{name} + excluded.{name}" for name in COUNTERS)
         self._con.execute(
             f"INSERT INTO url_hourly (bucket, url, {columns}) "

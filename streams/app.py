@@ -155,10 +155,10 @@ class Runtime:
             await asyncio.gather(*pending)
         out.dead_letters.clear()
         out.rekeyed.clear()
-        self.persist(partitions, wall_ms)
+        self.persist(partitions)
         return closed
 
-    def persist(self, partitions: Iterable[int], wall_ms: int) -> None:
+    def persist(self, partitions: Iterable[int]) -> None:
         """One state record per changed session id (a tombstone when nothing is open), in the
         partition of its events. Faust flushes the producer before it commits source offsets."""
         state_topic = self.topics["state"]

@@ -19,17 +19,6 @@ from pydantic import ValidationError
 from schemas.events import EVENT_TYPES, Event
 from streams.privacy import Masker
 
-_NESTED_STR = {
-    "user": ("id", "email"),
-    "org": ("id", "name"),
-    "device": ("type", "os", "browser"),
-    "location": ("country", "region", "city"),
-    "target": ("selector", "text"),
-}
-_ERROR_STR = frozenset(("message", "method", "request_url"))
-_METRICS = frozenset(("lcp", "inp", "cls", "fcp", "ttfb"))
-
-
 _EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 _NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -110,65 +99,18 @@ class Rejected:
     session_id: Optional[str] = None
 
 
-def _nested_ok(sub: Any, fields: frozenset) -> bool:
-    if type(sub) is not dict:
+def _satisfies_contract_rules(ev: _FastEvent) -> bool:
+    """The model's cross-field rules, which the struct's types cannot say."""
+    return not ((ev.type == "navigate" and not ev.url) or (ev.type == "custom" and not ev.name))
+
+
+def _fast_valid(obj: dict) -> bool:
+    """True when the model would surely accept `obj` unchanged (no coercion needed)."""
+    try:
+        ev = msgspec.convert(obj, _FastEvent)
+    except msgspec.ValidationError:
         return False
-    for k, v in sub.items():
-        if v is not None and k in fields and type(v) is not str:
-            return False
-    return True
-
-
-def _error_ok(error: Any) -> bool:
-    if type(error) is not dict:
-        return False
-    for k, v in error.items():
-        if v is None:
-            continue
-        if k == "status":
-            if type(v) is not int:
-                return False
-        elif k in _ERROR_STR and type(v) is not str:
-            return False
-    return True
-
-
-def _metrics_ok(metrics: Any) -> bool:
-    if type(metrics) is not dict:
-        return False
-    for k, v in metrics.items():
-        if v is not None and k in _METRICS and not ((type(v) is int or type(v) is float) and v >= 0):
-            return False
-    return True
-
-
-def _fast_ok(event: dict) -> bool:
-    """True when the model would surely accept `event` unchanged (no coercion needed)."""
-    sid = event.get("session_id")
-    if type(sid) is not str or not sid or type(event.get("timestamp")) is not int:
-        return False
-    etype = event.get("type")
-    if type(etype) is not str or etype not in EVENT_TYPES:
-        return False
-    for k, v in event.items():
-        if v is None:
-            continue
-        check = _CHECKS.get(k)
-        if check is not None and not check(v):
-            return False
-    if etype == "navigate" and not event.get("url"):
-        return False
-    return etype != "custom" or bool(event.get("name"))
-
-
-_is_str = lambda v: type(v) is str  # noqa: E731
-_CHECKS: dict[str, Any] = {
-    "event_id": lambda v: type(v) is str and v != "",
-    "url": _is_str, "value": _is_str, "name": _is_str,
-    "error": _error_ok, "metrics": _metrics_ok,
-    "properties": lambda v: type(v) is dict,
-}
-_CHECKS.update({name: (lambda v, f=frozenset(fields): _nested_ok(v, f)) for name, fields in _NESTED_STR.items()})
+    return _satisfies_contract_rules(ev)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -189,42 +131,47 @@ class EventDecoder:
         self.future_tolerance_ms = future_tolerance_ms
 
     def decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
-        fast = self._decode_fast(raw, now_ms)
-        if fast is not None:
-            return fast
+        try:
+            ev = _fast_decoder.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            ev = None
+        if ev is not None and _satisfies_contract_rules(ev):
+            if self._unchanged(ev, now_ms):  # the hot path: one pass, the original bytes kept
+                return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type,
+                                raw.decode() if isinstance(raw, bytes) else raw)
+            return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             return Rejected("invalid-json", f"not JSON: {exc}")
         if type(obj) is not dict:
             return Rejected("invalid-event", f"an event must be a JSON object, not {type(obj).__name__}")
-        return self.accept(obj, now_ms, raw)
+        return self._validated(obj, now_ms, raw)
 
-    def _decode_fast(self, raw: Union[bytes, str], now_ms: int) -> Optional[Accepted]:
-        """The one-pass path for clean events that need no change; None means 'take the slow path'."""
-        try:
-            ev = _fast_decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return None
-        if (ev.event_id is None or ev.timestamp > now_ms + self.future_tolerance_ms
-                or (ev.type == "navigate" and not ev.url) or (ev.type == "custom" and not ev.name)
-                or ev.value is not None
-                or (ev.target is not None and _may_need_masking(ev.target.text))
-                or (ev.error is not None and _may_need_masking(ev.error.message))):
-            return None
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, text)
-
-    def accept(self, obj: dict, now_ms: int, raw: Union[bytes, str, None] = None) -> Union[Accepted, Rejected]:
+    def accept(self, obj: dict, now_ms: int) -> Union[Accepted, Rejected]:
         """Validate an already-decoded object (rrweb mapping, simulator, tests)."""
-        changed = False
-        if not _fast_ok(obj):
-            try:
-                obj = Event.model_validate(obj).model_dump(exclude_unset=True)
-            except ValidationError as exc:
-                sid = obj.get("session_id")
-                return Rejected("invalid-event", _first_error(exc), sid if type(sid) is str else None)
-            changed = True
+        return self._validated(obj, now_ms, None)
+
+    def _unchanged(self, ev: _FastEvent, now_ms: int) -> bool:
+        """A valid event that needs no event id, no masking and is not from the future."""
+        return (ev.event_id is not None and ev.timestamp <= now_ms + self.future_tolerance_ms
+                and ev.value is None
+                and not (ev.target is not None and _may_need_masking(ev.target.text))
+                and not (ev.error is not None and _may_need_masking(ev.error.message)))
+
+    def _validated(self, obj: dict, now_ms: int, raw: Union[bytes, str, None]) -> Union[Accepted, Rejected]:
+        if _fast_valid(obj):
+            return self._normalize(obj, now_ms, raw, changed=False)
+        try:
+            model = Event.model_validate(obj)
+        except ValidationError as exc:
+            sid = obj.get("session_id")
+            return Rejected("invalid-event", _first_error(exc), sid if type(sid) is str else None)
+        return self._normalize(model.model_dump(exclude_unset=True), now_ms, raw, changed=True)
+
+    def _normalize(self, obj: dict, now_ms: int, raw: Union[bytes, str, None],
+                   changed: bool) -> Union[Accepted, Rejected]:
+        """Future check, derived event id and masking of a valid event; re-encode if changed."""
         ts = obj["timestamp"]
         if ts > now_ms + self.future_tolerance_ms:
             return Rejected(

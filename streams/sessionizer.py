@@ -17,7 +17,7 @@ Rules (README 'Sessionization'):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Container, Iterable, Iterator, Optional
+from typing import Any, Container, Iterable, Optional
 
 import orjson
 
@@ -351,8 +351,3 @@ def session_context(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
             if value:
                 ctx[name] = value
     return ctx
-
-
-def iter_closed(closed: Iterable[Closed], rules: SignalRules) -> Iterator[dict[str, Any]]:
-    for c in closed:
-        yield build_closed_session(c, rules)
