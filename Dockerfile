@@ -2,6 +2,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY replaylens replaylens
+COPY config config
 COPY schemas schemas
 COPY streams streams
 COPY aggregates aggregates

@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
-from aggregates.deltas import COUNTERS, HOUR_MS, SITE_URL, VITALS, hour_bucket, merge_deltas, session_deltas
-from aggregates.urls import UrlNormalizer
+from replaylens.aggregates.deltas import COUNTERS, HOUR_MS, SITE_URL, VITALS, hour_bucket, merge_deltas, session_deltas
+from replaylens.aggregates.urls import UrlNormalizer
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> Optional[float]:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from aggregates.arithmetic import UrlStats
-from aggregates.deltas import VITALS, UrlDelta, session_deltas
-from aggregates.urls import UrlNormalizer, display_path
-from schemas.sessions import Comparison
+from replaylens.aggregates.arithmetic import UrlStats
+from replaylens.aggregates.deltas import VITALS, UrlDelta, session_deltas
+from replaylens.aggregates.urls import UrlNormalizer, display_path
+from replaylens.schemas.sessions import Comparison
 
 VITAL_LABELS = {"lcp": "LCP", "inp": "INP", "cls": "CLS", "fcp": "FCP", "ttfb": "TTFB"}
 TIME_RATIO = 2.0

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Iterable, Optional
 
-from aggregates.urls import UrlNormalizer
+from replaylens.aggregates.urls import UrlNormalizer
 
 HOUR_MS = 3_600_000
 SITE_URL = "*"

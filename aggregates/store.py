@@ -15,8 +15,8 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import duckdb
 
-from aggregates.arithmetic import UrlStats, VitalStats, window_start
-from aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, merge_rows
+from replaylens.aggregates.arithmetic import UrlStats, VitalStats, window_start
+from replaylens.aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, merge_rows
 
 SCHEMA_VERSION = "1"
 TABLES = ("url_hourly", "vital_samples", "applied_deltas", "meta")

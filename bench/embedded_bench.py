@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson  # noqa: E402
 
-from replaylens.settings import Settings  # noqa: E402
-from streams.simulator import simulate_bytes  # noqa: E402
-from streams.stage import Origin, SessionStage, now_ms, tune_gc  # noqa: E402
+from replaylens.config.settings import Settings  # noqa: E402
+from replaylens.streams.simulator import simulate_bytes  # noqa: E402
+from replaylens.streams.stage import Origin, SessionStage, now_ms, tune_gc  # noqa: E402
 
 
 def messages(sessions: int) -> list[bytes]:
@@ -70,7 +70,7 @@ def bench_memory(msgs: list[bytes]) -> float:
 
 
 def bench_pipeline(msgs: list[bytes]) -> float:
-    from streams.embedded import EmbeddedPipeline
+    from replaylens.streams.embedded import EmbeddedPipeline
 
     with tempfile.TemporaryDirectory() as d:
         s = Settings(data_dir=Path(d), duckdb_path=Path(d) / "a.duckdb", summaries_path=Path(d) / "s.ndjson")

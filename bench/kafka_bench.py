@@ -36,7 +36,7 @@ import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
-from streams.simulator import simulate  # noqa: E402
+from replaylens.streams.simulator import simulate  # noqa: E402
 from tests import kafka_support  # noqa: E402
 from tests.worker_process import WorkerProcess, create_topics, pipeline_env, produce, topic  # noqa: E402
 

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional
 
 import orjson
 
-from replaylens.settings import Settings
+from replaylens.config.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,16 +29,16 @@ def _input_messages(args: argparse.Namespace) -> tuple[Iterator[bytes], Optional
     if args.input:
         path = Path(args.input)
         if path.suffix == ".json":  # an rrweb recording
-            from schemas.rrweb import ingest_recording, options_from_settings
+            from replaylens.schemas.rrweb import ingest_recording, options_from_settings
             events = ingest_recording(path.read_bytes(), options=options_from_settings(_settings(args)))
             return (orjson.dumps(e) for e in events), len(events)
         return (line for line in path.open("rb") if line.strip()), None
-    from streams.simulator import simulate_bytes
+    from replaylens.streams.simulator import simulate_bytes
     return (value for _key, value in simulate_bytes(args.sessions, seed=args.seed)), None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from streams.embedded import EmbeddedPipeline
+    from replaylens.streams.embedded import EmbeddedPipeline
     from replaylens.report import print_report
 
     s = _settings(args)
@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # -- simulate -----------------------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from streams.simulator import simulate_bytes
+    from replaylens.streams.simulator import simulate_bytes
 
     if not args.kafka:
         out = sys.stdout.buffer
@@ -62,7 +62,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             out.write(value + b"\n")
         return 0
     s = _settings(args)
-    from streams.producer import produce_pairs
+    from replaylens.streams.producer import produce_pairs
     sent = asyncio.run(produce_pairs(s.kafka_bootstrap, args.topic or s.topic_events,
                                      simulate_bytes(args.sessions, seed=args.seed)))
     print(f"produced {sent} events to {args.topic or s.topic_events}", file=sys.stderr)
@@ -71,13 +71,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # -- rrweb -------------------------------------------------------------------------------------
 def cmd_ingest_rrweb(args: argparse.Namespace) -> int:
-    from schemas.rrweb import ingest_recording, options_from_settings
+    from replaylens.schemas.rrweb import ingest_recording, options_from_settings
 
     events = ingest_recording(Path(args.recording).read_bytes(), session_id=args.session_id,
                               options=options_from_settings(_settings(args)))
     if args.kafka:
         s = _settings(args)
-        from streams.producer import produce_pairs
+        from replaylens.streams.producer import produce_pairs
         pairs = ((e["session_id"].encode(), orjson.dumps(e)) for e in events)
         sent = asyncio.run(produce_pairs(s.kafka_bootstrap, s.topic_events, pairs))
         print(f"produced {sent} events to {s.topic_events}", file=sys.stderr)
@@ -92,10 +92,10 @@ def cmd_ingest_rrweb(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
-    from streams.agents import attach_closed_stage, create_worker_app
+    from replaylens.streams.agents import attach_closed_stage, create_worker_app
 
-    from streams.stage import tune_gc
-    from streams.topics import ensure_topics
+    from replaylens.streams.stage import tune_gc
+    from replaylens.streams.topics import ensure_topics
 
     tune_gc()
     s = _settings(args)
@@ -111,11 +111,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 # -- schema ------------------------------------------------------------------------------------
 def json_schemas() -> dict[str, dict[str, Any]]:
-    from schemas.dead_letter import DeadLetter
-    from schemas.events import Event
-    from schemas.profiles import SummaryProfile
-    from schemas.sessions import ClosedSession
-    from schemas.summaries import Summary
+    from replaylens.schemas.dead_letter import DeadLetter
+    from replaylens.schemas.events import Event
+    from replaylens.schemas.profiles import SummaryProfile
+    from replaylens.schemas.sessions import ClosedSession
+    from replaylens.schemas.summaries import Summary
 
     return {"event": Event.model_json_schema(), "closed-session": ClosedSession.model_json_schema(),
             "summary": Summary.model_json_schema(), "profile": SummaryProfile.model_json_schema(),
@@ -142,7 +142,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # -- analytics ---------------------------------------------------------------------------------
 def _read_store(args: argparse.Namespace):
-    from aggregates.store import AggregateStore
+    from replaylens.aggregates.store import AggregateStore
     s = _settings(args)
     return AggregateStore(args.db or s.duckdb_path, s.aggregate_window_days,
                           s.aggregate_retention_days, read_only=True)
@@ -176,8 +176,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_group_summary(args: argparse.Namespace) -> int:
-    from sinks.builtin import BuiltinSummarizer
-    from sinks.group import GroupFilter, summarize_group
+    from replaylens.sinks.builtin import BuiltinSummarizer
+    from replaylens.sinks.group import GroupFilter, summarize_group
 
     s = _settings(args)
     path = Path(args.sessions or s.data_dir / "closed-sessions.ndjson")
@@ -194,7 +194,7 @@ def cmd_group_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from streams.topics import ensure_topics, topic_names
+    from replaylens.streams.topics import ensure_topics, topic_names
 
     s = _settings(args)
     created = asyncio.run(ensure_topics(s))
@@ -204,7 +204,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from replaylens.settings import settings_markdown
+    from replaylens.config.settings import settings_markdown
 
     if args.markdown:
         print(settings_markdown())
@@ -301,7 +301,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the input's or the environment's fault: a message, not a traceback."""
     import duckdb
 
-    from aggregates.store import StoreLockedError
+    from replaylens.aggregates.store import StoreLockedError
     return (ValueError, FileNotFoundError, StoreLockedError, duckdb.Error)
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from replaylens.settings import Settings
+from replaylens.config.settings import Settings
 
 
 def _top_pages(settings: Settings, limit: int = 5) -> list[tuple]:
-    from aggregates.store import AggregateStore
+    from replaylens.aggregates.store import AggregateStore
 
     store = AggregateStore(settings.duckdb_path, settings.aggregate_window_days,
                            settings.aggregate_retention_days, read_only=True)

@@ -5,7 +5,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from schemas.sessions import Comparison
+from replaylens.schemas.sessions import Comparison
 
 IssueType = Literal[
     "error", "rage-click", "dead-click", "error-click", "mouse-thrash",

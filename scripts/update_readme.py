@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from replaylens.settings import settings_markdown  # noqa: E402
+from replaylens.config.settings import settings_markdown  # noqa: E402
 
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 readme = ROOT / "README.md"

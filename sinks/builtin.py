@@ -16,15 +16,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from schemas.profiles import SummaryProfile
-from schemas.sessions import Comparison
-from schemas.summaries import JourneyStep, Outcome, PotentialIssue, Summary
-from sinks import detect
-from sinks.detect import DEFAULT_CONVERTED_EVENTS, human_duration, page_label, quoted
-from sinks.links import LinkSettings, md_link
-from sinks.profile_view import SessionView, build_view
-from sinks.schema_fill import fill_schema
-from streams.privacy import mask_email, mask_text
+from replaylens.schemas.profiles import SummaryProfile
+from replaylens.schemas.sessions import Comparison
+from replaylens.schemas.summaries import JourneyStep, Outcome, PotentialIssue, Summary
+from replaylens.sinks import detect
+from replaylens.sinks.detect import DEFAULT_CONVERTED_EVENTS, human_duration, page_label, quoted
+from replaylens.sinks.links import LinkSettings, md_link
+from replaylens.sinks.profile_view import SessionView, build_view
+from replaylens.sinks.schema_fill import fill_schema
+from replaylens.config.privacy import mask_email, mask_text
 
 MAX_LISTED = 6
 _HELP_PATH = re.compile(r"help|support|faq|docs?|documentation|contact|knowledge|kb\b|guide", re.I)

@@ -10,12 +10,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from aggregates.comparison import compare_session
-from aggregates.deltas import UrlDelta, session_deltas
-from aggregates.store import AggregateStore
-from aggregates.urls import UrlNormalizer
-from schemas.summaries import Summary
-from sinks.summarize import SummarizerSink
+from replaylens.aggregates.comparison import compare_session
+from replaylens.aggregates.deltas import UrlDelta, session_deltas
+from replaylens.aggregates.store import AggregateStore
+from replaylens.aggregates.urls import UrlNormalizer
+from replaylens.schemas.summaries import Summary
+from replaylens.sinks.summarize import SummarizerSink
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Everything here works on what the profile lets through (the SessionView), never on the
 raw session. Free text that reaches a description (button labels, error messages, URLs,
-custom-event properties) is masked with `streams.privacy.mask_text`.
+custom-event properties) is masked with ``config/privacy.py``.
 
 Thresholds are conservative on purpose: a clean browse must produce no issues.
 """
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from schemas.events import ERROR_TYPES, FRUSTRATION_TYPES
-from schemas.summaries import JourneyStep, Outcome, PotentialIssue
-from sinks.links import LinkSettings
-from sinks.profile_view import SessionView
-from streams.privacy import MASK, mask_text
+from replaylens.schemas.events import ERROR_TYPES, FRUSTRATION_TYPES
+from replaylens.schemas.summaries import JourneyStep, Outcome, PotentialIssue
+from replaylens.sinks.links import LinkSettings
+from replaylens.sinks.profile_view import SessionView
+from replaylens.config.privacy import MASK, mask_text
 
 Link = Callable[[int], str]
 Event = dict[str, Any]

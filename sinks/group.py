@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from schemas.profiles import DEFAULT_PROFILE
-from schemas.summaries import IssueType, PotentialIssue, Summary
-from sinks.builtin import BuiltinSummarizer
-from sinks.detect import page_label
-from sinks.links import md_link
-from sinks.profile_view import build_view
-from streams.privacy import hash_id, mask_text
+from replaylens.schemas.profiles import DEFAULT_PROFILE
+from replaylens.schemas.summaries import IssueType, PotentialIssue, Summary
+from replaylens.sinks.builtin import BuiltinSummarizer
+from replaylens.sinks.detect import page_label
+from replaylens.sinks.links import md_link
+from replaylens.sinks.profile_view import build_view
+from replaylens.config.privacy import hash_id, mask_text
 
 MAX_GROUP_SESSIONS = 100
 ISSUE_LIST_MAX_SESSIONS = 25

@@ -17,14 +17,14 @@ from typing import Any, Callable, Optional
 
 import jsonschema
 
-from schemas.profiles import SummaryProfile
-from schemas.summaries import Summary
-from sinks.builtin import idempotency_key
-from sinks.links import md_link, replay_link
-from sinks.llm_client import ChatClient, InvalidAnswer, LlmUnavailable
-from sinks.profile_view import build_view
-from sinks.prompt import CitedMoment, Prompt, build_prompt, timecode
-from streams.privacy import mask_text
+from replaylens.schemas.profiles import SummaryProfile
+from replaylens.schemas.summaries import Summary
+from replaylens.sinks.builtin import idempotency_key
+from replaylens.sinks.links import md_link, replay_link
+from replaylens.sinks.llm_client import ChatClient, InvalidAnswer, LlmUnavailable
+from replaylens.sinks.profile_view import build_view
+from replaylens.sinks.prompt import CitedMoment, Prompt, build_prompt, timecode
+from replaylens.config.privacy import mask_text
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import IO, Iterable, Optional
 
 import orjson
 
-from schemas.summaries import Summary
+from replaylens.schemas.summaries import Summary
 
 
 class NdjsonSummaryWriter:

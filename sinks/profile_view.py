@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from schemas.profiles import CONTEXT_ELEMENTS, EventFilter, SliceOptions, SummaryProfile
+from replaylens.schemas.profiles import CONTEXT_ELEMENTS, EventFilter, SliceOptions, SummaryProfile
 
 CUSTOM = "custom"
 

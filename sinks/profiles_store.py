@@ -14,7 +14,7 @@ from typing import Optional, Union
 
 from pydantic import ValidationError
 
-from schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
 
 _FILE_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-from schemas.events import ERROR_TYPES, FRUSTRATION_TYPES
-from streams.privacy import mask_text
+from replaylens.schemas.events import ERROR_TYPES, FRUSTRATION_TYPES
+from replaylens.config.privacy import mask_text
 
 if TYPE_CHECKING:
-    from schemas.profiles import SummaryProfile
-    from sinks.profile_view import SessionView
+    from replaylens.schemas.profiles import SummaryProfile
+    from replaylens.sinks.profile_view import SessionView
 
 CHARS_PER_TOKEN = 4
 FENCE_OPEN, FENCE_CLOSE = "«", "»"

@@ -13,11 +13,11 @@ from typing import Any, Callable, Optional
 
 import aiohttp
 
-from schemas.profiles import SummaryProfile
-from schemas.summaries import Summary
-from sinks.llm_client import ChatClient
-from sinks.llm_summarizer import LlmSummarizer, failed_summary
-from sinks.triage import Triage, session_has_issues
+from replaylens.schemas.profiles import SummaryProfile
+from replaylens.schemas.summaries import Summary
+from replaylens.sinks.llm_client import ChatClient
+from replaylens.sinks.llm_summarizer import LlmSummarizer, failed_summary
+from replaylens.sinks.triage import Triage, session_has_issues
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Literal
 
-from schemas.events import ERROR_TYPES, FRUSTRATION_TYPES
+from replaylens.schemas.events import ERROR_TYPES, FRUSTRATION_TYPES
 
 TriageMode = Literal["all", "issues", "min-duration", "issues-or-min-duration"]
 TRIAGE_MODES = ("all", "issues", "min-duration", "issues-or-min-duration")

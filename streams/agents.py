@@ -15,9 +15,9 @@ from typing import Any, Callable, Optional
 import faust
 import orjson
 
-from replaylens.settings import Settings
-from streams.app import Runtime, build_app
-from streams.stage import Origin, SessionStage, now_ms
+from replaylens.config.settings import Settings
+from replaylens.streams.app import Runtime, build_app
+from replaylens.streams.stage import Origin, SessionStage, now_ms
 
 log = logging.getLogger("replaylens.streams")
 
@@ -90,7 +90,7 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
 
     @app.agent(topics["rrweb"], name="ingest_rrweb")
     async def ingest_rrweb(stream: faust.StreamT) -> None:
-        from schemas.rrweb import RrwebError, load_recording, options_from_settings, rrweb_to_events
+        from replaylens.schemas.rrweb import RrwebError, load_recording, options_from_settings, rrweb_to_events
 
         options = options_from_settings(s)
 
@@ -116,13 +116,13 @@ def attach_closed_stage(s: Settings):
     """The consumer side of closed sessions: comparisons, url deltas, summaries."""
 
     def attach(app: faust.App, runtime: Runtime) -> None:
-        from aggregates.store import AggregateStore
-        from aggregates.urls import UrlNormalizer
-        from sinks.builtin import BuiltinSummarizer
-        from sinks.closed_stage import ClosedSessionStage
-        from sinks.profiles_store import ProfileStore
-        from sinks.summarize import build_sink
-        from streams.url_deltas import DeltaMaterializer
+        from replaylens.aggregates.store import AggregateStore
+        from replaylens.aggregates.urls import UrlNormalizer
+        from replaylens.sinks.builtin import BuiltinSummarizer
+        from replaylens.sinks.closed_stage import ClosedSessionStage
+        from replaylens.sinks.profiles_store import ProfileStore
+        from replaylens.sinks.summarize import build_sink
+        from replaylens.streams.url_deltas import DeltaMaterializer
 
         store = AggregateStore(s.duckdb_path, s.aggregate_window_days, s.aggregate_retention_days)
         builtin = BuiltinSummarizer.from_settings(s)

@@ -26,8 +26,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 
-from replaylens.settings import Settings
-from streams.stage import SessionStage
+from replaylens.config.settings import Settings
+from replaylens.streams.stage import SessionStage
 
 log = logging.getLogger("replaylens.streams")
 

@@ -15,15 +15,15 @@ from typing import Any, Iterable, Optional, Union
 import orjson
 from tqdm import tqdm
 
-from aggregates.store import AggregateStore
-from aggregates.urls import UrlNormalizer
-from replaylens.settings import Settings
-from sinks.builtin import BuiltinSummarizer
-from sinks.closed_stage import ClosedSessionStage
-from sinks.ndjson import NdjsonSummaryWriter
-from sinks.profiles_store import ProfileStore
-from sinks.summarize import build_sink
-from streams.stage import Origin, SessionStage, now_ms, tune_gc
+from replaylens.aggregates.store import AggregateStore
+from replaylens.aggregates.urls import UrlNormalizer
+from replaylens.config.settings import Settings
+from replaylens.sinks.builtin import BuiltinSummarizer
+from replaylens.sinks.closed_stage import ClosedSessionStage
+from replaylens.sinks.ndjson import NdjsonSummaryWriter
+from replaylens.sinks.profiles_store import ProfileStore
+from replaylens.sinks.summarize import build_sink
+from replaylens.streams.stage import Origin, SessionStage, now_ms, tune_gc
 
 CLOSE_EVERY = 5_000  # events between checks for closable sessions
 

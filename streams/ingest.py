@@ -16,8 +16,8 @@ import msgspec
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import EVENT_TYPES, Event
-from streams.privacy import Masker
+from replaylens.schemas.events import EVENT_TYPES, Event
+from replaylens.config.privacy import Masker
 
 _EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 _NonNeg = Annotated[float, msgspec.Meta(ge=0)]

@@ -21,9 +21,9 @@ from typing import Any, Container, Iterable, Optional
 
 import orjson
 
-from streams.ingest import Accepted
-from streams.pages import page_visits
-from streams.signals import SignalRules, detect_signals
+from replaylens.streams.ingest import Accepted
+from replaylens.streams.pages import page_visits
+from replaylens.streams.signals import SignalRules, detect_signals
 
 
 @dataclass(frozen=True, slots=True)

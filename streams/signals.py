@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.events import FRUSTRATION_TYPES
+from replaylens.schemas.events import FRUSTRATION_TYPES
 
 _ANSWERS = frozenset({"navigate", "input-change", "custom", "network-error", "console-error",
                       "paste", "copy", "session-end"})

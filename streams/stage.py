@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from schemas.dead_letter import original_fields
-from streams.ingest import Accepted, EventDecoder, Rejected
-from streams.privacy import Masker
-from streams.sessionizer import Closed, SessionRules, Sessionizer, build_closed_session
-from streams.signals import SignalRules
+from replaylens.schemas.dead_letter import original_fields
+from replaylens.streams.ingest import Accepted, EventDecoder, Rejected
+from replaylens.config.privacy import Masker
+from replaylens.streams.sessionizer import Closed, SessionRules, Sessionizer, build_closed_session
+from replaylens.streams.signals import SignalRules
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from replaylens.settings import Settings
+from replaylens.config.settings import Settings
 
 
 def topic_names(s: Settings) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Optional
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from aggregates.store import AggregateStore
+from replaylens.aggregates.store import AggregateStore
 
 log = logging.getLogger("replaylens.aggregates")
 

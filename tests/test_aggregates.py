@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregates.arithmetic import UrlStats, VitalStats, median, p75, quantile, recompute, window_start
-from aggregates.comparison import compare_session, format_duration, session_urls
-from aggregates.deltas import COUNTERS, HOUR_MS, SITE_URL, UrlDelta, hour_bucket, session_deltas
-from aggregates.store import AggregateStore
-from aggregates.urls import UrlNormalizer
-from schemas.sessions import ClosedSession
+from replaylens.aggregates.arithmetic import UrlStats, VitalStats, median, p75, quantile, recompute, window_start
+from replaylens.aggregates.comparison import compare_session, format_duration, session_urls
+from replaylens.aggregates.deltas import COUNTERS, HOUR_MS, SITE_URL, UrlDelta, hour_bucket, session_deltas
+from replaylens.aggregates.store import AggregateStore
+from replaylens.aggregates.urls import UrlNormalizer
+from replaylens.schemas.sessions import ClosedSession
 
 DAY_MS = 24 * HOUR_MS
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS  # an hour start

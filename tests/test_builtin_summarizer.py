@@ -6,10 +6,10 @@ import json
 import jsonschema
 import pytest
 
-from schemas.profiles import DEFAULT_PROFILE, SummaryProfile
-from schemas.summaries import Summary
-from sinks.builtin import BuiltinSummarizer, idempotency_key
-from sinks.profile_view import build_view
+from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.schemas.summaries import Summary
+from replaylens.sinks.builtin import BuiltinSummarizer, idempotency_key
+from replaylens.sinks.profile_view import build_view
 from tests.sessions_factory import at, make_session
 
 TEMPLATE = "{replay_base_url}/sessions/{session_id}?t={timestamp_ms}"
@@ -381,7 +381,7 @@ def test_derived_dead_click_on_a_form_field_is_not_an_issue():
 
 
 def test_poor_vitals_thresholds_are_configurable():
-    from sinks.detect import POOR_VITALS
+    from replaylens.sinks.detect import POOR_VITALS
 
     events = [nav(0, "/a"), {"timestamp": at(1), "type": "web-vitals", "metrics": {"lcp": 3900, "inp": 300}},
               nav(5, "/b"), {"timestamp": at(6), "type": "web-vitals", "metrics": {"lcp": 4200}}]

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "rrweb"
+FIXTURES = ROOT / "tests" / "fixtures" / "rrweb"
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

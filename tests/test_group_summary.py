@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from schemas.profiles import DEFAULT_PROFILE
-from sinks.builtin import BuiltinSummarizer
-from sinks.group import GroupFilter, normalize_url, summarize_group
-from streams.privacy import hash_id
+from replaylens.schemas.profiles import DEFAULT_PROFILE
+from replaylens.sinks.builtin import BuiltinSummarizer
+from replaylens.sinks.group import GroupFilter, normalize_url, summarize_group
+from replaylens.config.privacy import hash_id
 from tests.sessions_factory import at, make_session
 
 SITE = "https://shop.test"

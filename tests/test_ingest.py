@@ -3,9 +3,9 @@ accepts what the pydantic model would reject."""
 import orjson
 from hypothesis import given, settings, strategies as st
 
-from schemas.events import Event
-from streams.ingest import Accepted, EventDecoder, Rejected, _fast_valid
-from streams.privacy import MASK, Masker
+from replaylens.schemas.events import Event
+from replaylens.streams.ingest import Accepted, EventDecoder, Rejected, _fast_valid
+from replaylens.config.privacy import MASK, Masker
 
 NOW = 1_763_900_000_000
 dec = EventDecoder()

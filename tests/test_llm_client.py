@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from sinks.llm_client import ChatClient, InvalidAnswer, LlmUnavailable
+from replaylens.sinks.llm_client import ChatClient, InvalidAnswer, LlmUnavailable
 from tests.chat_server import ChatServer, Reply, answer, status
 
 MESSAGES = [{"role": "system", "content": "sys"}, {"role": "user", "content": "hello"}]

@@ -7,16 +7,16 @@ import re
 import jsonschema
 import pytest
 
-from replaylens.settings import Settings
-from schemas.profiles import DEFAULT_PROFILE, SummaryProfile
-from sinks.builtin import BuiltinSummarizer
-from sinks.llm_client import ChatClient, InvalidAnswer
-from sinks.llm_summarizer import LlmSummarizer, parse_answer
-from sinks.ndjson import NdjsonSummaryWriter, read_summaries
-from sinks.profile_view import build_view
-from sinks.prompt import DEFAULT_ANSWER_SCHEMA, build_prompt
-from sinks.summarize import SummarizerSink, build_sink
-from sinks.triage import Triage
+from replaylens.config.settings import Settings
+from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.sinks.builtin import BuiltinSummarizer
+from replaylens.sinks.llm_client import ChatClient, InvalidAnswer
+from replaylens.sinks.llm_summarizer import LlmSummarizer, parse_answer
+from replaylens.sinks.ndjson import NdjsonSummaryWriter, read_summaries
+from replaylens.sinks.profile_view import build_view
+from replaylens.sinks.prompt import DEFAULT_ANSWER_SCHEMA, build_prompt
+from replaylens.sinks.summarize import SummarizerSink, build_sink
+from replaylens.sinks.triage import Triage
 from tests.chat_server import ChatServer, answer, row_id, status
 from tests.llm_sessions import SITE, T0, checkout_session, quiet_session
 

@@ -12,10 +12,10 @@ import time
 import orjson
 import pytest
 
-from aggregates.arithmetic import recompute
-from aggregates.store import AggregateStore
-from aggregates.urls import UrlNormalizer
-from schemas.summaries import Summary
+from replaylens.aggregates.arithmetic import recompute
+from replaylens.aggregates.store import AggregateStore
+from replaylens.aggregates.urls import UrlNormalizer
+from replaylens.schemas.summaries import Summary
 from tests.test_sessionize_kafka import SESSION_SETTINGS, by_session, simulated
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 

@@ -6,9 +6,9 @@ import copy
 import pytest
 from pydantic import ValidationError
 
-from schemas.profiles import DEFAULT_PROFILE, SummaryProfile
-from sinks.links import md_link, replay_link
-from sinks.profile_view import build_view
+from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.sinks.links import md_link, replay_link
+from replaylens.sinks.profile_view import build_view
 from tests.sessions_factory import at, make_session
 
 USER = {"id": "u-7", "email": "jane@example.com"}

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from schemas.profiles import DEFAULT_PROFILE, SummaryProfile
-from sinks.profiles_store import ProfileError, ProfileStore
+from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.sinks.profiles_store import ProfileError, ProfileStore
 
 
 def write(folder, name, data):

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from schemas.profiles import DEFAULT_PROFILE, SummaryProfile
-from sinks.profile_view import build_view
-from sinks.prompt import SYSTEM_PROMPT, build_prompt, estimate_tokens, fence, timecode
+from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.sinks.profile_view import build_view
+from replaylens.sinks.prompt import SYSTEM_PROMPT, build_prompt, estimate_tokens, fence, timecode
 from tests.llm_sessions import SITE, T0, checkout_session
 
 PROJECT = {"site_name": "Shop", "site_url": SITE, "industry": "retail"}

@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 from replaylens.cli import build_parser
-from replaylens.settings import Settings, settings_markdown
+from replaylens.config.settings import Settings, settings_markdown
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import Event
-from schemas.rrweb import (
+from replaylens.schemas.events import Event
+from replaylens.schemas.rrweb import (
     RrwebError,
     RrwebOptions,
     ingest_recording,
@@ -19,7 +19,7 @@ from schemas.rrweb import (
     rrweb_to_events,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "rrweb"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rrweb"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
 # Page loads per recording, as SOURCES.md describes them.
 PAGE_LOADS = {

@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from streams.simulator import simulate
+from replaylens.streams.simulator import simulate
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = pytest.mark.kafka
@@ -144,9 +144,9 @@ async def test_worker_killed_mid_stream_loses_no_session(kafka_bootstrap, tmp_pa
 async def test_rrweb_recording_on_its_topic_becomes_sessions_and_bad_ones_dead_letter(kafka_bootstrap, tmp_path):
     from pathlib import Path
 
-    from schemas.rrweb import ingest_recording
+    from replaylens.schemas.rrweb import ingest_recording
 
-    fixture = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json"
+    fixture = Path(__file__).resolve().parent / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json"
     raw = fixture.read_bytes()
     mapped = ingest_recording(raw, session_id="docs-1")
     sid = mapped[0]["session_id"]

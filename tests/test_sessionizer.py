@@ -4,8 +4,8 @@ import random
 import orjson
 from hypothesis import given, settings, strategies as st
 
-from streams.ingest import EventDecoder
-from streams.sessionizer import SessionRules, Sessionizer, build_closed_session
+from replaylens.streams.ingest import EventDecoder
+from replaylens.streams.sessionizer import SessionRules, Sessionizer, build_closed_session
 
 MIN = 60_000
 NOW = 2_000_000_000_000

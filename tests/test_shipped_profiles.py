@@ -4,11 +4,11 @@ from pathlib import Path
 
 import jsonschema
 
-from sinks.builtin import BuiltinSummarizer
-from sinks.profiles_store import ProfileStore
-from streams.simulator import simulate
-from streams.stage import Origin, SessionStage
-from replaylens.settings import Settings
+from replaylens.sinks.builtin import BuiltinSummarizer
+from replaylens.sinks.profiles_store import ProfileStore
+from replaylens.streams.simulator import simulate
+from replaylens.streams.stage import Origin, SessionStage
+from replaylens.config.settings import Settings
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 

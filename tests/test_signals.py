@@ -1,6 +1,6 @@
 """Signal detection on raw clicks: rage, dead, error clicks; source-sent signals kept once."""
-from streams.pages import page_visits
-from streams.signals import SignalRules, detect_signals
+from replaylens.streams.pages import page_visits
+from replaylens.streams.signals import SignalRules, detect_signals
 
 T0 = 1_700_000_000_000
 

@@ -7,9 +7,9 @@ from itertools import islice
 import orjson
 import pytest
 
-from schemas.events import Event
-from streams.privacy import mask_text
-from streams.simulator import (
+from replaylens.schemas.events import Event
+from replaylens.config.privacy import mask_text
+from replaylens.streams.simulator import (
     CHECKOUT_API_PATH,
     DEAD_CLICK_SELECTORS,
     DEFAULT_START_MS,

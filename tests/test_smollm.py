@@ -22,13 +22,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from schemas.profiles import DEFAULT_PROFILE, SummaryProfile
-from sinks.builtin import BuiltinSummarizer
-from sinks.llm_client import ChatClient
-from sinks.llm_summarizer import LlmSummarizer
-from sinks.summarize import SummarizerSink
-from sinks.triage import Triage
-from replaylens.settings import Settings
+from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.sinks.builtin import BuiltinSummarizer
+from replaylens.sinks.llm_client import ChatClient
+from replaylens.sinks.llm_summarizer import LlmSummarizer
+from replaylens.sinks.summarize import SummarizerSink
+from replaylens.sinks.triage import Triage
+from replaylens.config.settings import Settings
 from tests.llm_sessions import SITE, checkout_session, quiet_session
 
 pytestmark = pytest.mark.llm

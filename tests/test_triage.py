@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from replaylens.settings import Settings
-from sinks.triage import Triage, session_has_issues
+from replaylens.config.settings import Settings
+from replaylens.sinks.triage import Triage, session_has_issues
 from tests.llm_sessions import checkout_session, quiet_session
 
 

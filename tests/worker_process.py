@@ -79,8 +79,8 @@ class WorkerProcess:
 async def create_topics(env: dict[str, str]) -> None:
     """Create the pipeline's topics as the worker would, before anything is produced (broker
     auto-creation would pick its own partition count)."""
-    from replaylens.settings import Settings
-    from streams.topics import ensure_topics
+    from replaylens.config.settings import Settings
+    from replaylens.streams.topics import ensure_topics
 
     values = {k[len("REPLAYLENS_"):].lower(): v for k, v in env.items() if k.startswith("REPLAYLENS_")}
     await ensure_topics(Settings(**values))

@@ -4,7 +4,6 @@ Every knob of the pipeline lives here with its default; README 'Configuration' l
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -103,11 +102,6 @@ class Settings(BaseSettings):
     def state_topic(self) -> str:
         """Compacted topic holding the open sessions (one record per session id)."""
         return f"{self.app_id}-open-sessions"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
 
 
 def settings_markdown() -> str:
