@@ -150,6 +150,14 @@ def _vital_values(metrics: Any) -> Iterable[tuple[str, float]]:
     return found
 
 
+def counts_in_baselines(session: dict[str, Any], exclude_automated: bool = True) -> bool:
+    """Whether a closed session feeds the per-URL baselines: sessions that look automated (the
+    closed session's `automated` reason) stay out unless the setting lets them in, so a test
+    robot hammering /checkout does not set what "normal" is. They are still compared and
+    summarized."""
+    return not (exclude_automated and session.get("automated"))
+
+
 def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[UrlDelta]:
     """The per-URL deltas of one closed session, plus its site-wide (`*`) delta."""
     window_id = session.get("window_id") or f"{session['session_id']}@{session['started_at']}"

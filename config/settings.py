@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # Signal detection
     rage_click_count: int = Field(description='Clicks on one target that make a rage click', default=3, ge=2)
     rage_click_window_ms: int = Field(description="...within this time from the burst's first click", default=1_000, gt=0)
-    dead_click_window_ms: int = Field(description='A click with no navigation, input, custom event or error within this is dead', default=2_500, gt=0)
+    dead_click_window_ms: int = Field(description='A click the page does not answer within this (DOM change, navigation, input, network, scroll; on contract events: navigation, input, custom event or error) may be dead', default=2_500, gt=0)
     error_click_window_ms: int = Field(description='A click followed by a console or network error within this is an error click', default=2_000, gt=0)
     thrash_min_direction_changes: int = Field(description='rrweb mapping: pointer reversals that make mouse-thrash', default=6, ge=2)
     thrash_window_ms: int = Field(description='rrweb mapping: ...within this time', default=1_500, gt=0)
@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description='HTTP API bind address (API: a later issue)')
     api_port: int = Field(default=8080, description='HTTP API port')
     log_level: str = Field(default="INFO", description='Log level of the worker')
+
+    # rrweb recordings and true signals (issue 10): dead clicks on contract events, automated sessions
+    dead_click_retry_window_ms: int = Field(default=10_000, gt=0, description=(
+        "A click without DOM information is dead only when, with no answer in between, the user "
+        "clicks the same target again within this"))
+    baselines_exclude_automated: bool = Field(default=True, description=(
+        "Keep sessions that look automated (headless or webdriver user agent, automation markers in "
+        "console output) out of the per-URL baselines"))
 
 
     @property

@@ -29,7 +29,7 @@ def _input_messages(args: argparse.Namespace) -> tuple[Iterator[bytes], Optional
     if args.input:
         path = Path(args.input)
         if path.suffix == ".json":  # an rrweb recording
-            from replaylens.schemas.rrweb import ingest_recording, options_from_settings
+            from replaylens.streams.rrweb import ingest_recording, options_from_settings
             events = ingest_recording(path.read_bytes(), options=options_from_settings(_settings(args)))
             return (orjson.dumps(e) for e in events), len(events)
         return (line for line in path.open("rb") if line.strip()), None
@@ -71,10 +71,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # -- rrweb -------------------------------------------------------------------------------------
 def cmd_ingest_rrweb(args: argparse.Namespace) -> int:
-    from replaylens.schemas.rrweb import ingest_recording, options_from_settings
+    from replaylens.streams.rrweb import map_recording, options_from_settings
 
-    events = ingest_recording(Path(args.recording).read_bytes(), session_id=args.session_id,
-                              options=options_from_settings(_settings(args)))
+    mapped = map_recording(Path(args.recording).read_bytes(), session_id=args.session_id,
+                           options=options_from_settings(_settings(args)))
+    print(mapped.summary(), file=sys.stderr)  # what was read, so a user can see what was skipped
+    events = mapped.events
     if args.kafka:
         s = _settings(args)
         from replaylens.streams.producer import produce_pairs

@@ -32,8 +32,10 @@ class PageVisit(BaseModel):
     url: str
     entered_at: int
     left_at: int
-    time_on_page_ms: int
+    time_on_page_ms: int = Field(description="Time on the page, without the time hidden or idle")
     event_count: int = 0
+    hidden_ms: int = Field(default=0, description="Time the tab was hidden while on this page")
+    idle_ms: int = Field(default=0, description="Time the session was idle (no user activity) on this page")
 
 
 class Comparison(BaseModel):
@@ -73,3 +75,6 @@ class ClosedSession(BaseModel):
     pages: list[PageVisit] = Field(default_factory=list)
     context: SessionContext = Field(default_factory=SessionContext)
     comparisons: list[Comparison] = Field(default_factory=list)
+    automated: Optional[str] = Field(default=None, description=(
+        "Why the session looks automated (headless or webdriver user agent, automation markers in "
+        "console output); absent for sessions that show no sign of it"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replaylens.aggregates.comparison import compare_session
-from replaylens.aggregates.deltas import UrlDelta, session_deltas
+from replaylens.aggregates.deltas import UrlDelta, counts_in_baselines, session_deltas
 from replaylens.aggregates.store import AggregateStore
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.summaries import Summary
@@ -26,8 +26,9 @@ class ClosedBatchResult:
 
 class ClosedSessionStage:
     def __init__(self, store: AggregateStore, normalizer: UrlNormalizer, sink: SummarizerSink,
-                 min_sessions: int) -> None:
+                 min_sessions: int, exclude_automated: bool = True) -> None:
         self.store = store
+        self.exclude_automated = exclude_automated
         self.normalizer = normalizer
         self.sink = sink
         self.min_sessions = min_sessions
@@ -43,7 +44,8 @@ class ClosedSessionStage:
             own = session_deltas(s, self.normalizer)
             s["comparisons"] = [c.model_dump() for c in
                                 compare_session(s, stats, self.normalizer, self.min_sessions, deltas=own)]
-            deltas += own
+            if counts_in_baselines(s, self.exclude_automated):
+                deltas += own
         return deltas
 
     async def handle(self, sessions: list[dict[str, Any]], now_ms: int) -> ClosedBatchResult:

@@ -90,7 +90,7 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
 
     @app.agent(topics["rrweb"], name="ingest_rrweb")
     async def ingest_rrweb(stream: faust.StreamT) -> None:
-        from replaylens.schemas.rrweb import RrwebError, load_recording, options_from_settings, rrweb_to_events
+        from replaylens.streams.rrweb import RrwebError, ingest_recording, options_from_settings
 
         options = options_from_settings(s)
 
@@ -99,7 +99,7 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
             origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
             key = msg.key.decode("utf-8", "replace") if msg.key else None
             try:
-                events = rrweb_to_events(load_recording(msg.value), session_id=key, options=options)
+                events = ingest_recording(msg.value, session_id=key, options=options)
             except (RrwebError, ValueError) as exc:
                 runtime.stage.reject(msg.value, "invalid-recording", str(exc), origin, key, now_ms())
                 await runtime.flush((), now_ms())
@@ -127,7 +127,7 @@ def attach_closed_stage(s: Settings):
         store = AggregateStore(s.duckdb_path, s.aggregate_window_days, s.aggregate_retention_days)
         builtin = BuiltinSummarizer.from_settings(s)
         sink = build_sink(s, ProfileStore(s.profiles_dir).streaming(), builtin)
-        stage = ClosedSessionStage(store, UrlNormalizer.from_settings(s), sink, s.comparison_min_sessions)
+        stage = ClosedSessionStage(store, UrlNormalizer.from_settings(s), sink, s.comparison_min_sessions, s.baselines_exclude_automated)
         materializer = DeltaMaterializer(s.kafka_bootstrap, s.topic_url_deltas, store)
         runtime.closed_stage = stage  # type: ignore[attr-defined]
         runtime.materializer = materializer  # type: ignore[attr-defined]

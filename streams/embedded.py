@@ -77,7 +77,7 @@ class EmbeddedPipeline:
         profiles = ProfileStore(settings.profiles_dir).streaming()
         self.sink = build_sink(settings, profiles, builtin)
         self.closed_stage = ClosedSessionStage(self.store, UrlNormalizer.from_settings(settings),
-                                               self.sink, settings.comparison_min_sessions)
+                                               self.sink, settings.comparison_min_sessions, settings.baselines_exclude_automated)
         self.summaries = NdjsonSummaryWriter(settings.summaries_path)
         self.closed_file = _Lines(settings.data_dir / "closed-sessions.ndjson")
         self.dead_file = _Lines(settings.data_dir / "dead-letters.ndjson")

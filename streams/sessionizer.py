@@ -23,7 +23,7 @@ import orjson
 
 from replaylens.streams.ingest import Accepted
 from replaylens.streams.pages import page_visits
-from replaylens.streams.signals import SignalRules, detect_signals
+from replaylens.streams.signals import SignalRules, automation_evidence, detect_signals
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +339,7 @@ def build_closed_session(closed: Closed, signal_rules: SignalRules = SignalRules
         "pages": page_visits(events),
         "context": session_context(events),
         "comparisons": [],
+        "automated": automation_evidence(events),
     }
 
 

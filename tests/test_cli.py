@@ -72,9 +72,12 @@ def test_schema_export_validates_events(tmp_path):
 
 
 def test_ingest_rrweb_fixture_to_contract_events():
-    out = cli("ingest-rrweb", str(FIXTURES / "posthog-docs.json"), "--session-id", "docs").stdout
-    events = [json.loads(line) for line in out.splitlines()]
-    assert sum(e["type"] == "navigate" for e in events) == 9
+    proc = cli("ingest-rrweb", str(FIXTURES / "posthog-docs.json"), "--session-id", "docs")
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    # 9 Meta events, 5 page views: 4 are re-taken snapshots of the page already shown
+    assert sum(e["type"] == "navigate" for e in events) == 5
+    # one line per recording on stderr: format, counts, what was skipped by kind
+    assert f"rrweb recording docs: 1151 rrweb events → {len(events)} events; skipped: unattributed-input 6" in proc.stderr
 
 
 def test_run_on_an_rrweb_recording(tmp_path):

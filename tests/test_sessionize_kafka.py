@@ -144,7 +144,7 @@ async def test_worker_killed_mid_stream_loses_no_session(kafka_bootstrap, tmp_pa
 async def test_rrweb_recording_on_its_topic_becomes_sessions_and_bad_ones_dead_letter(kafka_bootstrap, tmp_path):
     from pathlib import Path
 
-    from replaylens.schemas.rrweb import ingest_recording
+    from replaylens.streams.rrweb import ingest_recording
 
     fixture = Path(__file__).resolve().parent / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json"
     raw = fixture.read_bytes()
