@@ -4,11 +4,13 @@ Every knob of the pipeline lives here with its default; README 'Configuration' l
 """
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -93,9 +95,31 @@ class Settings(BaseSettings):
     privacy_hash_salt: str = Field(default="replaylens", description='Salt of the hashed user ids in group summaries')
 
     # HTTP API (later issue)
-    api_host: str = Field(default="127.0.0.1", description='HTTP API bind address (API: a later issue)')
+    api_host: str = Field(default="127.0.0.1", description='HTTP API bind address')
     api_port: int = Field(default=8080, description='HTTP API port')
     log_level: str = Field(default="INFO", description='Log level of the worker')
+
+    # --- HTTP API and outgoing webhooks (issue 13) ---
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated CIDRs that webhooks may reach although private, "
+        "loopback or link-local (all such addresses are refused otherwise)")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one webhook delivery attempt, seconds")
+    webhook_max_attempts: int = Field(default=5, ge=1, description="Webhook delivery attempts before the failure is recorded")
+    webhook_backoff_s: float = Field(default=0.5, ge=0, description="First webhook retry delay, doubled each retry (full jitter)")
+    webhook_max_backoff_s: float = Field(default=30.0, ge=0, description="Longest delay between two webhook attempts, seconds")
+    webhook_max_redirects: int = Field(default=3, ge=0, description="Redirects a webhook delivery follows (each one re-checked)")
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """Accept "10.0.0.0/8,127.0.0.1/32" (or a JSON list); every entry must be a CIDR."""
+        if isinstance(value, str):
+            value = value.strip()
+            value = json.loads(value) if value.startswith("[") else value.split(",")
+        networks = [str(v).strip() for v in (value or []) if str(v).strip()]
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+        return networks
 
 
     @property
