@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from replaylens.api.store import ApiStore
 from replaylens.config.settings import Settings
+from replaylens.streams.profiles_topic import topic_partitions
 
 log = logging.getLogger("replaylens.api")
 
@@ -40,8 +41,8 @@ class StoreMaterializer:
                                     max_partition_fetch_bytes=4 * 1024 * 1024)
         await consumer.start()
         self._consumer = consumer
-        await consumer.topics()  # cluster metadata for partitions_for_topic
-        tps = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        partitions = await topic_partitions(self.settings.kafka_bootstrap, list(self.topics))
+        tps = [TopicPartition(t, p) for t in self.topics for p in partitions.get(t, ())]
         consumer.assign(tps)
         stored = await self.store.run(self.store.offsets)
         for tp in tps:

@@ -55,6 +55,18 @@ async def ensure_compacted_topics(s: Settings, names: list[str]) -> None:
         await admin.close()
 
 
+async def topic_partitions(bootstrap: str, names: list[str]) -> dict[str, list[int]]:
+    """The partition numbers of each topic (missing topics: none), from the cluster."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described
+            if t["error_code"] == 0}
+
+
 def encode_profile(profile: SummaryProfile) -> bytes:
     return orjson.dumps(profile.model_dump(mode="json"))
 
@@ -84,9 +96,8 @@ class CompactedView:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                           enable_auto_commit=False, auto_offset_reset="earliest")
         await self._consumer.start()
-        await self._consumer.topics()  # fetches the cluster metadata partitions_for_topic reads
-        partitions = self._consumer.partitions_for_topic(self.topic) or {0}
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        partitions = (await topic_partitions(self.bootstrap, [self.topic])).get(self.topic) or [0]
+        tps = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)

@@ -2,11 +2,9 @@
 address guard: metadata, private, loopback (literal, IPv4-mapped, or by name) and redirects."""
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 
 import pytest
-from aiohttp import web
 
 from replaylens.config.settings import Settings
 from replaylens.sinks.webhooks import (
@@ -18,53 +16,9 @@ from replaylens.sinks.webhooks import (
     check_url,
     parse_networks,
 )
+from tests.webhook_receiver import Receiver
 
 LOOPBACK_ONLY = parse_networks(["127.0.0.1/32"])
-
-
-class Receiver:
-    """A webhook receiver of ours: records what it gets, answers as each test scripts it."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.hits: dict[str, int] = {}
-        self.statuses: list[int] = []  # answered in order, then 200
-        self.redirect_to: str | None = None
-        self.stall_s = 0.0
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
-
-    async def start(self) -> "Receiver":
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        app.router.add_post("/moved", self._moved)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-
-    def _count(self, request: web.Request) -> None:
-        self.hits[request.path] = self.hits.get(request.path, 0) + 1
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        self._count(request)
-        if self.stall_s:
-            await asyncio.sleep(self.stall_s)
-        if self.statuses:
-            return web.Response(status=self.statuses.pop(0), headers={"Retry-After": "0"})
-        self.received.append(await request.json())
-        return web.json_response({"ok": True})
-
-    async def _moved(self, request: web.Request) -> web.Response:
-        self._count(request)
-        raise web.HTTPTemporaryRedirect(self.redirect_to or "/hook")
 
 
 class Sleeps:
