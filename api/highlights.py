@@ -131,7 +131,8 @@ def parse_highlights_answer(content: str, by_id: dict[str, Moment]) -> str:
         moment = by_id.get(match.group(2))
         return md_link(match.group(1), moment.link) if moment else match.group(1)
 
-    return mask_text(_CITATION.sub(link, text.strip())) or ""
+    # Mask the model's words first: the links we add carry epoch-ms digits a mask would eat.
+    return _CITATION.sub(link, mask_text(text.strip()) or "")
 
 
 def ready_payload(request_id: str, app_id: str, summaries: list[Summary], overall: str) -> dict[str, Any]:
