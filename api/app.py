@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import BaseModel, ValidationError
 
 from replaylens.api import openapi
@@ -46,7 +46,7 @@ PUBLIC = frozenset({"/health", "/openapi.json"})
 SCOPES = {(method.upper(), path): scope for method, path, _, scope, _, _ in openapi.ROUTES}
 STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "body_too_large", 415: "unsupported_media_type",
-                422: "unprocessable", 429: "rate_limited", 504: "timeout"}
+                422: "unprocessable", 429: "rate_limited", 503: "unavailable", 504: "timeout"}
 CTX = web.AppKey("ctx", object)
 
 
@@ -142,6 +142,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return json_response(error_body(code, message), exc.status)
     except asyncio.TimeoutError:
         return json_response(error_body("timeout", "generation took too long; try again"), 504)
+    except KafkaError as exc:
+        log.warning("Kafka unavailable on %s %s: %s", request.method, request.path, exc)
+        return json_response(error_body("unavailable", "the event store (Kafka) is unavailable; try again"), 503)
     except Exception:  # noqa: BLE001 - never a traceback to the client
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response(error_body("internal", "internal error"), 500)

@@ -119,9 +119,12 @@ class CompactedView:
                     self.caught_up.set()
                     changed = True
             if changed and self.caught_up.is_set() and self.on_change is not None:
-                outcome = self.on_change(dict(self.values))
-                if asyncio.iscoroutine(outcome):
-                    await outcome
+                try:
+                    outcome = self.on_change(dict(self.values))
+                    if asyncio.iscoroutine(outcome):
+                        await outcome
+                except Exception:  # noqa: BLE001 - a bad callback must not stop following the topic
+                    log.exception("applying %s changed failed", self.topic)
 
     def _apply(self, key: Optional[bytes], value: Optional[bytes]) -> bool:
         if key is None:
@@ -189,8 +192,11 @@ class WorkerFeeds:
                 continue  # not written yet (first tick), or being replaced
             status["worker"] = self.worker_id
             assert self._producer is not None
-            await self._producer.send(self.settings.topic_worker_status, key=self.worker_id.encode(),
-                                      value=orjson.dumps(status))
+            try:
+                await self._producer.send(self.settings.topic_worker_status, key=self.worker_id.encode(),
+                                          value=orjson.dumps(status))
+            except Exception as exc:  # noqa: BLE001 - counters are best effort; the next tick retries
+                log.warning("could not publish the worker status: %s", exc)
 
     async def stop(self) -> None:
         if self._status_task is not None:

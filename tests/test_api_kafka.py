@@ -469,6 +469,10 @@ async def test_a_restarted_api_still_delivers_pending_highlights(pipe):
     assert delivered and delivered[0]["status"] == "READY" and len(delivered[0]["result"]["sessions"]) == 3
     state = await call(p, "GET", f"/v1/highlights/{request_id}", 200)
     assert state["state"] == "DELIVERED"
+    # Feedback given before the restart is still counted.
+    counts = {(c["profile_id"], c["summarizer"]): c["total"] for c in
+              (await call(p, "GET", "/v1/feedback/counts", 200))["counts"]}
+    assert counts[("support-stream", "builtin")] == 2 and counts[("default", "builtin")] == 1
 
 
 async def _attempted(p: Pipeline) -> bool:

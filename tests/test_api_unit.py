@@ -87,6 +87,14 @@ def test_rate_limit_is_a_token_bucket_per_key():
     assert RateLimiter(per_minute=0).acquire("a") is None  # 0 = no limit
 
 
+def test_the_api_refuses_to_start_without_keys(tmp_path):
+    from replaylens.api.app import Context
+    from replaylens.config.settings import Settings
+
+    with pytest.raises(ValueError, match="REPLAYLENS_API_KEYS"):
+        Context(Settings(api_db_path=tmp_path / "api.duckdb"))
+
+
 # -- request models ------------------------------------------------------------------------------
 @pytest.mark.parametrize("body, field", [
     ({"webhookURL": "https://x.example"}, "userID"),
