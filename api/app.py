@@ -42,6 +42,7 @@ log = logging.getLogger("replaylens.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CATCH_UP_TIMEOUT_S = 30.0  # how long start-up waits for the profiles topic to be read
 GROUP_CANDIDATES = 5000  # sessions a group-summary filter looks through (newest first)
+STALE_AFTER_INTERVALS = 3  # a worker silent this many status intervals is reported stale
 PUBLIC = frozenset({"/health", "/openapi.json"})
 SCOPES = {(method.upper(), path): scope for method, path, _, scope, _, _ in openapi.ROUTES}
 STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -305,8 +306,9 @@ async def request_highlights(request: web.Request) -> web.Response:
         raise bad_request(f"webhookURL: {exc}", "webhookURL") from None
     start_ms, end_ms = default_range(now_ms(), body.timeRange.startMs if body.timeRange else None,
                                      body.timeRange.endMs if body.timeRange else None)
+    org, app = request.match_info.get("org_id"), request.match_info.get("app_id")
     request_id = await ctx.service.request_highlights(body.userID, body.userEmail, start_ms, end_ms,
-                                                      body.webhookURL)
+                                                      body.webhookURL, f"{org}/{app}" if org and app else None)
     return json_response({"id": request_id})
 
 
@@ -364,9 +366,13 @@ async def feedback_counts(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    workers = sorted(ctx.workers.values.values(), key=lambda w: str(w.get("worker")))
+    stale_after_ms = STALE_AFTER_INTERVALS * ctx.settings.worker_status_interval_s * 1000
+    workers = [{**w, "stale": now_ms() - int(w.get("written_at") or 0) > stale_after_ms}
+               for w in sorted(ctx.workers.values.values(), key=lambda w: str(w.get("worker")))]
     totals: dict[str, int] = {}
     for worker in workers:
+        if worker["stale"]:
+            continue  # a worker gone for good still has its last record in the compacted topic
         for name, value in (worker.get("counters") or {}).items():
             if isinstance(value, int):
                 totals[name] = totals.get(name, 0) + value
@@ -386,7 +392,9 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("delete", "/v2/visit_profile/{profile_id}"): delete_profile,
     ("get", "/v2/sessions/{session_id}/summary"): session_summary,
     ("get", "/sessions/v2"): list_sessions,
-    ("post", "/v1/highlights"): request_highlights, ("get", "/v1/highlights/{request_id}"): highlight_state,
+    ("post", "/v1/highlights"): request_highlights,
+    ("post", "/v1/orgs/{org_id}/apps/{app_id}/highlights/"): request_highlights,
+    ("post", "/v1/orgs/{org_id}/apps/{app_id}/highlights"): request_highlights, ("get", "/v1/highlights/{request_id}"): highlight_state,
     ("post", "/v1/group-summaries"): group_summary,
     ("post", "/v1/sessions/{session_id}/ask"): ask,
     ("post", "/v1/summaries/{session_id}/feedback"): feedback,

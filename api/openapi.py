@@ -27,6 +27,10 @@ ROUTES: list[tuple[str, str, str, Optional[str], Optional[type[BaseModel]], list
     ("get", "/sessions/v2", "A user's sessions, newest first (Fullstory)", "read", None, ["uid", "email", "limit"]),
     ("post", "/v1/highlights", "Request highlights, posted to webhookURL when ready (LogRocket)", "write",
      HighlightsRequest, []),
+    ("post", "/v1/orgs/{org_id}/apps/{app_id}/highlights/", "LogRocket's own path for highlights requests "
+     "(appID in the payload is org_id/app_id)", "write", HighlightsRequest, []),
+    ("post", "/v1/orgs/{org_id}/apps/{app_id}/highlights", "The same without the trailing slash", "write",
+     HighlightsRequest, []),
     ("get", "/v1/highlights/{request_id}", "State of a highlights request (delivery, attempts)", "read", None, []),
     ("post", "/v1/group-summaries", "Group summary of up to 100 sessions (Heap)", "read", GroupRequest, []),
     ("post", "/v1/sessions/{session_id}/ask", "Ask a question about one session", "read", AskRequest, []),

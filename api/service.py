@@ -110,11 +110,13 @@ class Service:
 
     # -- highlights --------------------------------------------------------------------------
     async def request_highlights(self, user_id: Optional[str], email: Optional[str], start_ms: int,
-                                 end_ms: int, webhook_url: str) -> str:
+                                 end_ms: int, webhook_url: str, app_id: Optional[str] = None) -> str:
+        """Persist the request (so a restart loses none), start its job, return its id.
+        `app_id` is echoed as the payload's appID (LogRocket's "org/app"; default: our app id)."""
         request_id = uuid.uuid4().hex + uuid.uuid4().hex  # 64 hex digits, as LogRocket's ids
         email_key = self.store.email_key(email) if user_id is None else None
         await self.store.run(self.store.add_highlight_request, request_id, user_id, email_key,
-                             start_ms, end_ms, webhook_url)
+                             start_ms, end_ms, webhook_url, app_id or self.settings.app_id)
         self.counters["highlights_requested"] += 1
         self.start_job(request_id)
         return request_id
@@ -152,7 +154,7 @@ class Service:
                             request_id, result.attempts, result.reason)
 
     async def _highlights_payload(self, request: dict[str, Any]) -> tuple[dict[str, Any], Optional[str]]:
-        app_id, request_id = self.settings.app_id, request["request_id"]
+        app_id, request_id = request["app_id"], request["request_id"]
         try:
             summaries = await asyncio.wait_for(self._highlight_summaries(request),
                                                self.settings.api_generate_timeout_s)

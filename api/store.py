@@ -45,7 +45,7 @@ CREATE OR REPLACE VIEW feedback_counts AS
     FROM feedback GROUP BY profile_id, summarizer;
 CREATE TABLE IF NOT EXISTS highlight_requests (
     request_id VARCHAR PRIMARY KEY, user_id VARCHAR, email_key VARCHAR, start_ms BIGINT NOT NULL,
-    end_ms BIGINT NOT NULL, webhook_url VARCHAR NOT NULL, state VARCHAR NOT NULL,
+    end_ms BIGINT NOT NULL, webhook_url VARCHAR NOT NULL, app_id VARCHAR NOT NULL, state VARCHAR NOT NULL,
     result_status VARCHAR, payload JSON, attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR,
     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (
@@ -280,15 +280,14 @@ class ApiStore:
 
     # -- highlight requests ------------------------------------------------------------------
     def add_highlight_request(self, request_id: str, user_id: Optional[str], email_key: Optional[str],
-                              start_ms: int, end_ms: int, webhook_url: str) -> None:
+                              start_ms: int, end_ms: int, webhook_url: str, app_id: str) -> None:
         now = int(time.time() * 1000)
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO highlight_requests (request_id, user_id, email_key, start_ms, end_ms, "
-                "webhook_url, state, result_status, payload, attempts, last_error, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'PENDING', NULL, NULL, 0, NULL, ?, ?)",
-                [request_id, user_id, email_key,
-                 start_ms, end_ms, webhook_url, now, now])
+                "webhook_url, app_id, state, result_status, payload, attempts, last_error, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'PENDING', NULL, NULL, 0, NULL, ?, ?)",
+                [request_id, user_id, email_key, start_ms, end_ms, webhook_url, app_id, now, now])
 
     def set_highlight_payload(self, request_id: str, result_status: str, payload: dict[str, Any],
                               error: Optional[str]) -> None:
@@ -307,12 +306,12 @@ class ApiStore:
 
     def highlight_request(self, request_id: str) -> Optional[dict[str, Any]]:
         rows = self._query(
-            "SELECT request_id, user_id, email_key, start_ms, end_ms, webhook_url, state, result_status, "
+            "SELECT request_id, user_id, email_key, start_ms, end_ms, webhook_url, app_id, state, result_status, "
             "payload, attempts, last_error, created_at, updated_at FROM highlight_requests WHERE request_id = ?",
             [request_id])
         if not rows:
             return None
-        names = ("request_id", "user_id", "email_key", "start_ms", "end_ms", "webhook_url", "state",
+        names = ("request_id", "user_id", "email_key", "start_ms", "end_ms", "webhook_url", "app_id", "state",
                  "result_status", "payload", "attempts", "last_error", "created_at", "updated_at")
         out = dict(zip(names, rows[0]))
         out["payload"] = orjson.loads(out["payload"]) if out["payload"] else None

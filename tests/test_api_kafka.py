@@ -263,6 +263,17 @@ async def test_highlights_are_posted_to_the_webhook(pipe):
     state = await call(p, "GET", f"/v1/highlights/{request_id}", 200)
     assert state["state"] == "DELIVERED" and state["result_status"] == "READY"
 
+    # LogRocket's own path and `token` header: only the base URL changes; appID echoes org/app.
+    p.receiver.received.clear()
+    async with aiohttp.ClientSession() as logrocket:
+        async with logrocket.post(p.url("/v1/orgs/acme/apps/shop/highlights/"),
+                                  headers={"Authorization": f"token {TEST_KEY}"},
+                                  json={"userID": "u-bob", "webhookURL": p.receiver.url}) as r:
+            assert r.status == 200
+            lr_id = (await r.json())["id"]
+    got = await p.receiver.wait_for(lambda rs: any(r["requestID"] == lr_id for r in rs), WAIT_S)
+    assert got[-1]["appID"] == "acme/shop" and len(got[-1]["result"]["sessions"]) == 2
+
     # A time range with none of the user's sessions: READY and empty.
     p.receiver.received.clear()
     empty_id = (await call(p, "POST", "/v1/highlights", 200, json={
@@ -378,7 +389,9 @@ async def test_keys_scopes_limits_health_and_openapi(pipe):
         async with anon.post(p.url("/v2/visit_profile"), headers=AUTH, json=big) as r:
             assert r.status == 413 and (await r.json())["error"]["code"] == "body_too_large"
     status = await call(p, "GET", "/v1/status", 200)
-    assert status["worker_totals"]["accepted"] > 0 and status["worker_totals"]["sessions_closed"] >= 5
+    live = [w for w in status["workers"] if not w["stale"]]
+    assert len(live) == 1 and live[0]["worker"].startswith(p.env["REPLAYLENS_APP_ID"]), status
+    assert status["worker_totals"]["accepted"] > 0 and "sessions_closed" in status["worker_totals"], status
     assert status["api"]["requests"]["unauthorized"] >= 4 and status["api"]["store"]["sessions"] >= 5
 
 

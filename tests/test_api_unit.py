@@ -159,16 +159,17 @@ def test_feedback_counts_per_profile_and_summarizer_and_highlight_requests_persi
                         "rating": "up", "created_at": 0})  # redelivered: counted once
     counts = {(c["profile_id"], c["summarizer"]): (c["up"], c["down"]) for c in store.feedback_counts()}
     assert counts == {("crm", "builtin"): (1, 0), ("default", "builtin"): (1, 1), ("default", "llm"): (1, 0)}
-    store.add_highlight_request("r1", "u1", None, 0, 10, "https://hook.example/x")
-    store.add_highlight_request("r2", "u1", None, 0, 10, "https://hook.example/x")
+    store.add_highlight_request("r1", "u1", None, 0, 10, "https://hook.example/x", "app")
+    store.add_highlight_request("r2", "u1", None, 0, 10, "https://hook.example/x", "app")
     store.set_highlight_payload("r2", "READY", {"status": "READY"}, None)
-    store.add_highlight_request("r3", "u1", None, 0, 10, "https://hook.example/x")
+    store.add_highlight_request("r3", "u1", None, 0, 10, "https://hook.example/x", "acme/shop")
     store.finish_highlight("r3", True, 2, None)
     store.close()
     reopened = ApiStore(tmp_path / "api.duckdb", "secret")
     assert reopened.pending_highlights() == ["r1", "r2"]
     assert reopened.highlight_request("r2")["payload"] == {"status": "READY"}
-    assert reopened.highlight_request("r3")["state"] == "DELIVERED" and reopened.highlight_request("r3")["attempts"] == 2
+    r3 = reopened.highlight_request("r3")
+    assert r3["state"] == "DELIVERED" and r3["attempts"] == 2 and r3["app_id"] == "acme/shop"
     reopened.close()
 
 
