@@ -40,6 +40,7 @@ from replaylens.streams.topics import ensure_topics
 log = logging.getLogger("replaylens.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+KAFKA_REQUEST_TIMEOUT_MS = 30_000  # a produce (profile, feedback, summary) waits at most this
 CATCH_UP_TIMEOUT_S = 30.0  # how long start-up waits for the profiles topic to be read
 GROUP_CANDIDATES = 5000  # sessions a group-summary filter looks through (newest first)
 STALE_AFTER_INTERVALS = 3  # a worker silent this many status intervals is reported stale
@@ -68,10 +69,14 @@ class Context:
             raise ValueError("the API needs keys: set REPLAYLENS_API_KEYS or REPLAYLENS_API_KEYS_FILE")
         self.limiter = RateLimiter(s.api_rate_limit_per_minute)
         self.requests: dict[str, int] = {"total": 0, "unauthorized": 0, "forbidden": 0, "rate_limited": 0}
-        secret = s.api_email_hash_key.get_secret_value() or s.privacy_hash_salt
+        secret = s.api_email_hash_key.get_secret_value()
+        if not secret:
+            log.warning("REPLAYLENS_API_EMAIL_HASH_KEY is empty: email lookup hashes use the privacy "
+                        "hash salt; set a secret key in production")
+            secret = s.privacy_hash_salt
         self.store = ApiStore(s.api_db_path, secret)
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all",
-                                         request_timeout_ms=int(s.webhook_timeout_s * 1000) + 20_000)
+                                         request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS)
         self.profiles = ProfileRegistry(s, self.producer)
         self.workers = CompactedView(s.kafka_bootstrap, s.topic_worker_status, orjson.loads)
         self.materializer = StoreMaterializer(s, self.store)

@@ -19,6 +19,8 @@ log = logging.getLogger("replaylens.api")
 
 POLL_MS = 200
 MAX_RECORDS = 2000
+MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024  # closed sessions are large: fetch more per partition
+RETRY_AFTER_FAILURE_S = 1.0
 
 
 def materialized_topics(s: Settings) -> dict[str, str]:
@@ -38,7 +40,7 @@ class StoreMaterializer:
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=4 * 1024 * 1024)
+                                    max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES)
         await consumer.start()
         self._consumer = consumer
         partitions = await topic_partitions(self.settings.kafka_bootstrap, list(self.topics))
@@ -67,7 +69,7 @@ class StoreMaterializer:
                         stored = (await self.store.run(self.store.offsets)).get((tp.topic, tp.partition))
                         if stored is not None:
                             self._consumer.seek(tp, stored)
-                    await asyncio.sleep(1)
+                    await asyncio.sleep(RETRY_AFTER_FAILURE_S)
                     continue
             if not self.caught_up.is_set():
                 positions = {tp: await self._consumer.position(tp) for tp in self._ends}

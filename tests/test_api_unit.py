@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from replaylens.api import openapi
 from replaylens.api.app import HANDLERS
 from replaylens.api.ask import builtin_answer, topics_of
-from replaylens.api.auth import KeyFileError, KeyRing, RateLimiter, load_keys, make_key, presented_key
+from replaylens.api.auth import KeyFileError, KeyRing, RateLimiter, load_keys, presented_key
 from replaylens.api.errors import from_validation
 from replaylens.api.highlights import (
     failed_payload,
