@@ -6,6 +6,7 @@ pipeline (prompts, summaries, logs). Settings can let named fields through.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from typing import Any, Iterable, Optional
 
@@ -99,3 +100,17 @@ def mask_email(email: str) -> str:
     """j***@example.com: keeps the domain for support workflows, hides the person."""
     local, _, domain = email.partition("@")
     return f"{local[:1]}***@{domain}" if domain else EMAIL_MASK
+
+
+def normalize_email(email: str) -> str:
+    """The matchable form of an email: trimmed and lower-cased (as identity providers compare)."""
+    return email.strip().lower()
+
+
+def email_lookup_key(email: Optional[str], secret: str) -> Optional[str]:
+    """A keyed hash (HMAC-SHA256) of the normalized email: stored to find a user's sessions by
+    email without storing the email; without the secret it cannot be reversed by guessing."""
+    if not email or "@" not in email:
+        return None
+    digest = hmac.new(secret.encode(), normalize_email(email).encode(), hashlib.sha256).hexdigest()
+    return "e_" + digest[:32]

@@ -4,11 +4,13 @@ Every knob of the pipeline lives here with its default; README 'Configuration' l
 """
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -93,7 +95,7 @@ class Settings(BaseSettings):
     privacy_hash_salt: str = Field(default="replaylens", description='Salt of the hashed user ids in group summaries')
 
     # HTTP API (later issue)
-    api_host: str = Field(default="127.0.0.1", description='HTTP API bind address (API: a later issue)')
+    api_host: str = Field(default="127.0.0.1", description='HTTP API bind address')
     api_port: int = Field(default=8080, description='HTTP API port')
     log_level: str = Field(default="INFO", description='Log level of the worker')
 
@@ -104,6 +106,42 @@ class Settings(BaseSettings):
     baselines_exclude_automated: bool = Field(default=True, description=(
         "Keep sessions that look automated (headless or webdriver user agent, automation markers in "
         "console output) out of the per-URL baselines"))
+
+    # --- HTTP API and outgoing webhooks (issue 13) ---
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated CIDRs that webhooks may reach although private, "
+        "loopback or link-local (all such addresses are refused otherwise)")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one webhook delivery attempt, seconds")
+    webhook_max_attempts: int = Field(default=5, ge=1, description="Webhook delivery attempts before the failure is recorded")
+    webhook_backoff_s: float = Field(default=0.5, ge=0, description="First webhook retry delay, doubled each retry (full jitter)")
+    webhook_max_backoff_s: float = Field(default=30.0, ge=0, description="Longest delay between two webhook attempts, seconds")
+    webhook_max_redirects: int = Field(default=3, ge=0, description="Redirects a webhook delivery follows (each one re-checked)")
+
+    topic_profiles: str = Field(default="replay-profiles", description="Summary profiles created through the API "
+                                "(compacted, keyed by profile id; the API writes, every worker reads)")
+    topic_feedback: str = Field(default="replay-feedback", description="Summary feedback (thumbs up/down) given through the API, keyed by session id")
+    topic_worker_status: str = Field(default="replay-worker-status", description="Each worker's status.json counters (compacted, keyed by worker), served by the API")
+    worker_status_interval_s: float = Field(default=5.0, gt=0, description="How often a worker publishes its counters to the status topic")
+    api_keys: SecretStr = Field(default=SecretStr(""), description="Comma-separated API keys with every scope (Authorization: Bearer <key> or token <key>)")
+    api_keys_file: Optional[Path] = Field(default=None, description="File of API keys, one per line: `<key> [scope,scope]` (scopes read, write; none = both); # comments")
+    api_db_path: Path = Field(default=Path("./data/api.duckdb"), description="The API's own DuckDB file (materialized from Kafka; never a worker's file)")
+    api_email_hash_key: SecretStr = Field(default=SecretStr(""), description="HMAC key of the email lookup hashes the API stores (empty: the privacy hash salt)")
+    api_max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest request body the API accepts, bytes")
+    api_rate_limit_per_minute: int = Field(default=600, ge=0, description="Requests per minute per API key (0 = no limit); the burst is the same size")
+    api_generate_timeout_s: float = Field(default=120.0, gt=0, description="Longest an on-demand summary, answer or highlights generation may take, seconds")
+    api_max_question_chars: int = Field(default=1000, ge=1, description="Longest question accepted by /v1/sessions/{id}/ask")
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """Accept "10.0.0.0/8,127.0.0.1/32" (or a JSON list); every entry must be a CIDR."""
+        if isinstance(value, str):
+            value = value.strip()
+            value = json.loads(value) if value.startswith("[") else value.split(",")
+        networks = [str(v).strip() for v in (value or []) if str(v).strip()]
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+        return networks
 
 
     @property
@@ -119,6 +157,8 @@ def settings_markdown() -> str:
         default = f.default_factory() if f.default_factory else f.default
         if isinstance(default, Path):
             default = str(default)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
         shown = "" if default in ("", None) else f"`{default}`"
         rows.append(f"| `REPLAYLENS_{name.upper()}` | {shown} | {f.description or ''} |")
     return "\n".join(rows)

@@ -111,6 +111,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- api ---------------------------------------------------------------------------------------
+def cmd_api(args: argparse.Namespace) -> int:
+    from replaylens.api.app import serve
+
+    s = _settings(args)
+    logging.getLogger().setLevel(s.log_level.upper())
+    asyncio.run(serve(s, ready=lambda address: print(f"listening on {address}", flush=True)))
+    return 0
+
+
 # -- schema ------------------------------------------------------------------------------------
 def json_schemas() -> dict[str, dict[str, Any]]:
     from replaylens.schemas.dead_letter import DeadLetter
@@ -248,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--bootstrap")
     w.add_argument("--data-dir")
     w.set_defaults(func=cmd_worker)
+
+    a = sub.add_parser("api", help="run the HTTP API (REPLAYLENS_API_HOST/PORT; keys from REPLAYLENS_API_KEYS)")
+    a.set_defaults(func=cmd_api)
 
     t = sub.add_parser("topics", help="create the pipeline's topics (same partition counts)")
     t.add_argument("--bootstrap")

@@ -126,8 +126,13 @@ def attach_closed_stage(s: Settings):
 
         store = AggregateStore(s.duckdb_path, s.aggregate_window_days, s.aggregate_retention_days)
         builtin = BuiltinSummarizer.from_settings(s)
-        sink = build_sink(s, ProfileStore(s.profiles_dir).streaming(), builtin)
-        stage = ClosedSessionStage(store, UrlNormalizer.from_settings(s), sink, s.comparison_min_sessions, s.baselines_exclude_automated)
+        from replaylens.streams.profiles_topic import WorkerFeeds  # API: profiles topic, status topic
+
+        file_profiles = ProfileStore(s.profiles_dir).all()
+        sink = build_sink(s, file_profiles, builtin)
+        feeds = WorkerFeeds(s, sink, file_profiles)  # keeps sink.profiles current
+        stage = ClosedSessionStage(store, UrlNormalizer.from_settings(s), sink, s.comparison_min_sessions,
+                                   s.baselines_exclude_automated)
         materializer = DeltaMaterializer(s.kafka_bootstrap, s.topic_url_deltas, store)
         runtime.closed_stage = stage  # type: ignore[attr-defined]
         runtime.materializer = materializer  # type: ignore[attr-defined]
@@ -155,10 +160,12 @@ def attach_closed_stage(s: Settings):
         @app.task
         async def start_materializer() -> None:
             await materializer.start()
+            await feeds.start()
 
         @app.on_before_shutdown.connect
         async def stop_materializer(app_: faust.App, **kwargs: Any) -> None:
             await materializer.stop()
+            await feeds.stop()
             if sink.llm is not None:
                 await sink.llm.client.close()
             store.close()

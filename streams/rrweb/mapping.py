@@ -195,8 +195,9 @@ class _Converter:
             if parsed is not None:
                 self.emit("console-error", timestamp, error=parsed[0], properties=parsed[1])
             else:
+                logs = data.get("logs") if isinstance(data.get("logs"), list) else []
                 self.note_automation(plugins.console_message([a.get("value") if isinstance(a, dict) else a
-                                                              for a in data.get("logs") or []]))
+                                                              for a in logs]))
         elif kind == "network":
             self.network([data], timestamp, final_only=True)
 
