@@ -10,6 +10,8 @@ from typing import Literal, Optional
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from replaylens.config.alert_rules import AlertRules, WebhookTarget
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REPLAYLENS_", extra="ignore")
@@ -97,11 +99,35 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, description='HTTP API port')
     log_level: str = Field(default="INFO", description='Log level of the worker')
 
+    # Alerts (issue 14): rules as JSON in one setting or a file; see README 'Alerts'
+    topic_alerts: str = Field(default="replay-alerts", description='Alerts out (spikes, new errors, all-clears, digests), keyed by "<url>|<signal>"')
+    alert_rules: Optional[AlertRules] = Field(default=None, description='Alert rules as JSON (README "Alerts"); defaults when unset')
+    alert_rules_file: Optional[Path] = Field(default=None, description='A JSON file of alert rules; overrides REPLAYLENS_ALERT_RULES')
+    alert_webhooks: list[WebhookTarget] = Field(default_factory=list, description='Webhooks for alerts: JSON list of {"url", "format": "json"|"slack"}')
+    alert_webhook_retries: int = Field(default=4, ge=0, description='Retries of a failed webhook delivery (exponential backoff)')
+    alert_webhook_backoff_s: float = Field(default=1.0, ge=0, description='First webhook retry delay, doubled each retry')
+    alerts_path: Optional[Path] = Field(default=None, description='Embedded runner: alerts NDJSON file (default <data_dir>/alerts.ndjson)')
+
 
     @property
     def state_topic(self) -> str:
         """Compacted topic holding the open sessions (one record per session id)."""
         return f"{self.app_id}-open-sessions"
+
+    @property
+    def rules(self) -> AlertRules:
+        """The effective alert rules (the rules file wins over the inline JSON)."""
+        return AlertRules.load(self.alert_rules, self.alert_rules_file)
+
+    @property
+    def alert_observations_topic(self) -> str:
+        """Internal: alert observations re-keyed by normalized URL (one URL, one evaluator)."""
+        return f"{self.app_id}-alert-observations"
+
+    @property
+    def alert_state_topic(self) -> str:
+        """Compacted: the alert state of each URL (open spikes, cooldowns, windows)."""
+        return f"{self.app_id}-alert-state"
 
 
 def settings_markdown() -> str:
