@@ -82,7 +82,7 @@ def test_spike_fires_once_with_figures_and_links_then_one_all_clear():
     assert alert["url"] == PAGE and alert["signal"] == "rage-click"
     # baseline: own history of 5-minute windows at 2 per minute = 10 per window
     assert alert["baseline_basis"] == "recent-windows" and alert["baseline"] == pytest.approx(10.0, rel=0.15)
-    assert alert["current"] >= 3 * 10 and alert["ratio"] == pytest.approx(alert["current"] / 10.0, abs=0.01)
+    assert alert["current"] >= 3 * 10 and alert["ratio"] == pytest.approx(alert["current"] / alert["baseline"], abs=0.01)
     assert alert["sessions"][0]["session_id"] == "spike-0"  # the worst first
     assert alert["sessions"][0]["link"].startswith("https://replay/spike-0?t=")
     assert len(alert["sessions"]) == 5 and alert["sessions_affected"] >= 8
