@@ -68,7 +68,7 @@ class Track:
 class UrlState:
     url: str
     since: int
-    evals: int = 0                 # windows evaluated since `since`
+    evals: int = 0                 # full windows evaluated since `since`
     last_eval: int = 0
     # bucket start -> signal -> {"n": count, "s": {sid: [count, first ts]}, "m": {message: count},
     #                            "e": {error key: [sids]}}
@@ -213,7 +213,8 @@ class AlertEngine:
             out += self._step_track(state, signal, track, views.get(signal) or WindowView(), t)
         if state.url != SITE:
             out += self._new_errors(state, errors, views, t)
-        state.evals += 1
+        if t - r.window_ms >= state.since - state.since % r.step_ms:
+            state.evals += 1
         state.last_eval = t
         self._prune(state, t)
         self.dirty.add(state.url)
@@ -261,7 +262,8 @@ class AlertEngine:
                           "baseline": alert["baseline"]}
             track.clear_streak, track.over = 0, []
             out.append(alert)
-        if track.open is None and not over:  # a spike must not raise its own baseline
+        full = t - r.window_ms >= state.since - state.since % r.step_ms  # a window before `since` is partial
+        if track.open is None and not over and full:  # a spike must not raise its own baseline
             track.history = (track.history + [view.count])[-r.history_windows:]
         if track.open is None and t >= track.cooldown_until and not any(track.history) and not view.count:
             del state.tracks[signal]

@@ -70,7 +70,7 @@ class AlertRules(BaseModel):
     baseline_min_days: int = Field(default=3, ge=1, description="Days of history for the same-hour-of-day baseline")
     baseline_recent_hours: int = Field(default=24, ge=1, description="Hours of aggregates for the recent-average baseline")
     history_windows: int = Field(default=60, ge=1, description="Own past windows kept for the recent-average baseline")
-    min_history_windows: int = Field(default=10, ge=1, description="Own past windows needed before a spike can fire without aggregates")
+    min_history_windows: int = Field(default=30, ge=1, description="Own past windows needed before a spike can fire without aggregates")
     max_sessions_linked: int = Field(default=5, ge=0, description="Sessions linked in an alert, worst first")
     max_messages: int = Field(default=3, ge=0, description="Most common (masked) error messages in an alert")
 

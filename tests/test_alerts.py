@@ -21,7 +21,7 @@ PAGE = "https://shop.example.com/checkout"
 
 def rules(**kw) -> AlertRules:
     base = dict(window_ms=5 * STEP, step_ms=STEP, ratio=3.0, min_count=5, min_sessions=3, n=2, m=3,
-                clear_windows=3, cooldown_ms=30 * STEP, min_history_windows=10, history_windows=60,
+                clear_windows=3, cooldown_ms=30 * STEP, min_history_windows=20, history_windows=60,
                 new_error_learning_ms=0)
     base.update(kw)
     return AlertRules(**base)
@@ -136,7 +136,7 @@ def test_cooldown_holds_a_second_spike_back():
     def two_spikes(cooldown_ms: int) -> list[dict]:
         engine = AlertEngine(rules(cooldown_ms=cooldown_ms))
         feed = Feed(engine)
-        steady(feed, 20)
+        steady(feed, 30)
         spike_minutes(feed, 7)
         steady(feed, 10)   # all clear
         spike_minutes(feed, 7)
@@ -151,7 +151,7 @@ def test_quiet_hours_hold_alerts_and_send_one_digest_after():
     quiet = QuietHours(start=0, end=1, timezone="UTC")   # T0 is midnight: the first hour is quiet
     engine = AlertEngine(rules(quiet_hours=quiet, new_error_learning_ms=0))
     feed = Feed(engine)
-    steady(feed, 20)
+    steady(feed, 30)
     spike_minutes(feed, 7)
     steady(feed, 10)
     assert feed.alerts == []
@@ -196,7 +196,7 @@ def test_new_error_below_the_session_minimum_is_quiet():
 def test_state_export_import_does_not_refire_an_open_spike():
     engine = AlertEngine(rules())
     feed = Feed(engine)
-    steady(feed, 20)
+    steady(feed, 30)
     spike_minutes(feed, 7)
     assert len(of_type(feed.alerts, "spike")) == 1
     exported = {url: json.loads(json.dumps(engine.export_state(url))) for url in engine.drain_dirty()}
