@@ -103,9 +103,7 @@ class Settings(BaseSettings):
     topic_alerts: str = Field(default="replay-alerts", description='Alerts out (spikes, new errors, all-clears, digests), keyed by "<url>|<signal>"')
     alert_rules: Optional[AlertRules] = Field(default=None, description='Alert rules as JSON (README "Alerts"); defaults when unset')
     alert_rules_file: Optional[Path] = Field(default=None, description='A JSON file of alert rules; overrides REPLAYLENS_ALERT_RULES')
-    alert_webhooks: list[WebhookTarget] = Field(default_factory=list, description='Webhooks for alerts: JSON list of {"url", "format": "json"|"slack"}')
-    alert_webhook_retries: int = Field(default=4, ge=0, description='Retries of a failed webhook delivery (exponential backoff)')
-    alert_webhook_backoff_s: float = Field(default=1.0, ge=0, description='First webhook retry delay, doubled each retry')
+    alert_webhooks: list[WebhookTarget] = Field(default_factory=list, description='Webhooks for alerts: JSON list of {"url", "format": "json"|"slack"}; delivered by sinks/webhooks.py (REPLAYLENS_WEBHOOK_* limits)')
     alerts_path: Optional[Path] = Field(default=None, description='Embedded runner: alerts NDJSON file (default <data_dir>/alerts.ndjson)')
 
 
