@@ -7,6 +7,8 @@ the engine falls back on its own recent windows (alerts/engine.py).
 """
 from __future__ import annotations
 
+import math
+from statistics import median
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -59,8 +61,15 @@ def hourly_baseline(hours: Mapping[int, float], now_ms: int, window_ms: int, min
     return Baseline(mean * scale, "recent-hours", len(recent))
 
 
+TRIMMED_SHARE = 0.75  # the recent-windows baseline ignores the busiest quarter of them
+
+
 def history_baseline(history: list[int], min_windows: int) -> Optional[Baseline]:
-    """The mean of the engine's own recent windows, once there are enough of them."""
+    """The engine's own recent windows, once there are enough of them: the median, or the mean of
+    the quieter three quarters when higher (sparse signals have a median of 0). Both ignore the
+    start of a spike seen before there was a baseline to call it one."""
     if len(history) < min_windows:
         return None
-    return Baseline(sum(history) / len(history), "recent-windows", len(history))
+    ordered = sorted(history)
+    kept = ordered[: max(1, math.ceil(len(ordered) * TRIMMED_SHARE))]
+    return Baseline(max(float(median(ordered)), sum(kept) / len(kept)), "recent-windows", len(history))

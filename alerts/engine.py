@@ -24,7 +24,8 @@ from replaylens.config.alert_rules import AlertRules
 
 SITE = "*"
 SESSIONS_AFFECTED = "sessions-affected"
-DEDUP_MIN_MS = 10 * 60_000       # a redelivered observation within this is counted once
+DEDUP_MS = 2 * 60_000           # a redelivered observation within this is counted once (offsets
+                                 # are committed every second or so: redeliveries are recent)
 MAX_SESSIONS_PER_BUCKET = 500    # sessions kept per bucket for links (the count stays exact)
 MAX_MESSAGES_PER_BUCKET = 50
 
@@ -160,6 +161,9 @@ class AlertEngine:
                 sids = cell["e"].setdefault(obs.error_key, [])
                 if obs.session_id not in sids and len(sids) < MAX_SESSIONS_PER_BUCKET:
                     sids.append(obs.session_id)
+                if obs.page:
+                    pages = cell.setdefault("p", {}).setdefault(obs.error_key, {})
+                    pages[obs.page] = pages.get(obs.page, 0) + 1
             self.dirty.add(obs.url)
             fresh += 1
         return fresh
@@ -195,13 +199,15 @@ class AlertEngine:
             return []
         r = self.rules
         views: dict[str, WindowView] = {}
-        errors: dict[str, tuple[str, set[str]]] = {}
+        errors: dict[str, tuple[str, set[str], Counter]] = {}
         for bucket, signals in state.buckets.items():
             if t - r.window_ms <= bucket < t:
                 for signal, cell in signals.items():
                     views.setdefault(signal, WindowView()).add(cell)
                     for key, sids in (cell.get("e") or {}).items():
-                        errors.setdefault(key, (signal, set()))[1].update(sids)
+                        entry = errors.setdefault(key, (signal, set(), Counter()))
+                        entry[1].update(sids)
+                        entry[2].update((cell.get("p") or {}).get(key) or {})
         if views:
             views[SESSIONS_AFFECTED] = self._all_sessions(views)
         out: list[dict[str, Any]] = []
@@ -211,7 +217,7 @@ class AlertEngine:
             if track is None:
                 track = state.tracks[signal] = Track(history=[0] * min(state.evals, r.history_windows))
             out += self._step_track(state, signal, track, views.get(signal) or WindowView(), t)
-        if state.url != SITE:
+        if state.url == SITE:  # "never seen" means anywhere on the site, so the site decides
             out += self._new_errors(state, errors, views, t)
         if t - r.window_ms >= state.since - state.since % r.step_ms:
             state.evals += 1
@@ -263,7 +269,9 @@ class AlertEngine:
             track.clear_streak, track.over = 0, []
             out.append(alert)
         full = t - r.window_ms >= state.since - state.since % r.step_ms  # a window before `since` is partial
-        if track.open is None and not over and full:  # a spike must not raise its own baseline
+        # An open spike must not raise its own baseline. (Over windows before it fires are kept:
+        # leaving them out would bias the baseline low; the median absorbs them.)
+        if track.open is None and full:
             track.history = (track.history + [view.count])[-r.history_windows:]
         if track.open is None and t >= track.cooldown_until and not any(track.history) and not view.count:
             del state.tracks[signal]
@@ -314,7 +322,7 @@ class AlertEngine:
         alert["text"] = alert_text(alert)
         return alert
 
-    def _new_errors(self, state: UrlState, errors: dict[str, tuple[str, set[str]]],
+    def _new_errors(self, state: UrlState, errors: dict[str, tuple[str, set[str], Counter]],
                     views: dict[str, WindowView], t: int) -> list[dict[str, Any]]:
         """An error message or failing endpoint first seen in the last m windows (after the
         learning stretch) that hits new_error_min_sessions sessions: one alert, then it is known."""
@@ -322,7 +330,7 @@ class AlertEngine:
         since = self.learning_since
         learning = since is None or t - since < r.new_error_learning_ms
         out = []
-        for key, (signal, sids) in sorted(errors.items()):
+        for key, (signal, sids, pages) in sorted(errors.items()):
             known = state.known_errors.get(key)
             if known is None:
                 known = state.known_errors[key] = [t, t, int(learning)]
@@ -333,8 +341,10 @@ class AlertEngine:
             view = WindowView(count=len(sids))
             source = views.get(signal) or WindowView()
             view.sessions = {sid: v for sid, v in source.sessions.items() if sid in sids}
-            alert = {"type": "new-error", "alert_id": alert_id("new-error", state.url, key, t),
-                     **self._common(state.url, signal, view, t), "error_key": key,
+            page = pages.most_common(1)[0][0] if pages else SITE
+            alert = {"type": "new-error", "alert_id": alert_id("new-error", key, t),
+                     **self._common(page, signal, view, t), "error_key": key,
+                     "pages": [{"url": u, "count": c} for u, c in pages.most_common(self.rules.max_messages)],
                      **self._baseline_fields(None, view.count), "first_seen": known[0]}
             alert["top_messages"] = [{"message": key.split(": ", 1)[-1], "count": len(sids)}]
             alert["text"] = alert_text(alert)
@@ -373,8 +383,7 @@ class AlertEngine:
         oldest_needed = t + r.step_ms - r.window_ms
         for bucket in [b for b in state.buckets if b < oldest_needed]:
             del state.buckets[bucket]
-        horizon = max(r.window_ms, DEDUP_MIN_MS)
-        state.seen = {k: at for k, at in state.seen.items() if t - at < horizon}
+        state.seen = {k: at for k, at in state.seen.items() if t - at < DEDUP_MS}
         state.known_errors = {k: v for k, v in state.known_errors.items() if t - v[1] < r.known_error_ttl_ms}
         if state.empty() and not state.seen:
             del self.states[state.url]

@@ -36,15 +36,17 @@ class Observation:
     timestamp: int
     message: Optional[str] = None      # masked, for "most common error messages"
     error_key: Optional[str] = None    # masked and digit-free, for new-error detection
+    page: Optional[str] = None         # on the site-wide copy: the page it happened on
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.obs_id, "url": self.url, "signal": self.signal, "session_id": self.session_id,
-                "timestamp": self.timestamp, "message": self.message, "error_key": self.error_key}
+                "timestamp": self.timestamp, "message": self.message, "error_key": self.error_key,
+                "page": self.page}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Observation":
         return cls(str(d["id"]), str(d["url"]), str(d["signal"]), str(d["session_id"]), int(d["timestamp"]),
-                   d.get("message"), d.get("error_key"))
+                   d.get("message"), d.get("error_key"), d.get("page"))
 
 
 def api_error_signal(status: Any) -> str:
@@ -92,7 +94,7 @@ class ObservationExtractor:
         """The observation for its page (when known) and for the whole site."""
         page = self._page(url)
         site = Observation(obs.obs_id, SITE_URL, obs.signal, obs.session_id, obs.timestamp,
-                           obs.message, obs.error_key)
+                           obs.message, obs.error_key, page)
         if page is None:
             return [site]
         obs.url = page

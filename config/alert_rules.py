@@ -65,11 +65,11 @@ class AlertRules(BaseModel):
     cooldown_ms: int = Field(default=30 * MINUTE_MS, ge=0, description="No new alert for a URL and signal this long after the last one ended")
     quiet_hours: Optional[QuietHours] = None
     new_error_min_sessions: int = Field(default=3, ge=1, description="A new error alerts when it hits this many sessions in a window")
-    new_error_learning_ms: int = Field(default=HOUR_MS, ge=0, description="Errors seen in this first stretch are the baseline, not new")
+    new_error_learning_ms: int = Field(default=30 * MINUTE_MS, ge=0, description="Errors seen in this first stretch are the baseline, not new")
     known_error_ttl_ms: int = Field(default=7 * 24 * HOUR_MS, gt=0, description="An error unseen this long is new again")
     baseline_min_days: int = Field(default=3, ge=1, description="Days of history for the same-hour-of-day baseline")
     baseline_recent_hours: int = Field(default=24, ge=1, description="Hours of aggregates for the recent-average baseline")
-    history_windows: int = Field(default=60, ge=1, description="Own past windows kept for the recent-average baseline")
+    history_windows: int = Field(default=120, ge=1, description="Own past windows kept for the recent-average baseline")
     min_history_windows: int = Field(default=30, ge=1, description="Own past windows needed before a spike can fire without aggregates")
     max_sessions_linked: int = Field(default=5, ge=0, description="Sessions linked in an alert, worst first")
     max_messages: int = Field(default=3, ge=0, description="Most common (masked) error messages in an alert")

@@ -21,7 +21,7 @@ PAGE = "https://shop.example.com/checkout"
 
 def rules(**kw) -> AlertRules:
     base = dict(window_ms=5 * STEP, step_ms=STEP, ratio=3.0, min_count=5, min_sessions=3, n=2, m=3,
-                clear_windows=3, cooldown_ms=30 * STEP, min_history_windows=20, history_windows=60,
+                clear_windows=3, cooldown_ms=30 * STEP, min_history_windows=60, history_windows=120,
                 new_error_learning_ms=0)
     base.update(kw)
     return AlertRules(**base)
@@ -35,7 +35,8 @@ class Feed:
         engine.advance(start)
 
     def minute(self, url: str = PAGE, signal: str = "rage-click", per_session: dict[str, int] | None = None,
-               message: str | None = None, error_key: str | None = None, also: tuple = ()) -> list[dict]:
+               message: str | None = None, error_key: str | None = None, also: tuple = (),
+               page: str | None = None) -> list[dict]:
         """One minute of observations of one signal (and `also`: (signal, per_session) pairs)."""
         obs = []
         for sig, sessions in ((signal, per_session), *also):
@@ -43,7 +44,7 @@ class Feed:
                 for _ in range(n):
                     self.seq += 1
                     obs.append(Observation(f"o{self.seq}", url, sig, sid, self.now + 1_000 + self.seq % 50_000,
-                                           message, error_key))
+                                           message, error_key, page))
         self.engine.observe(obs, self.now)
         self.now += STEP
         new = self.engine.advance(self.now)
@@ -73,7 +74,7 @@ def of_type(alerts: list[dict], kind: str) -> list[dict]:
 def test_spike_fires_once_with_figures_and_links_then_one_all_clear():
     engine = AlertEngine(rules(), link=lambda sid, ts: f"https://replay/{sid}?t={ts}")
     feed = Feed(engine)
-    steady(feed, 30)
+    steady(feed, 70)
     assert feed.alerts == []
     spike_minutes(feed, 7)
     spikes = of_type(feed.alerts, "spike")
@@ -122,7 +123,7 @@ def test_small_page_noise_yields_none():
 def test_n_of_m_one_window_over_is_not_enough():
     engine = AlertEngine(rules(window_ms=STEP, n=2, m=3))  # one-minute windows: one minute = one window
     feed = Feed(engine)
-    steady(feed, 15, per_minute=1)
+    steady(feed, 70, per_minute=1)
     feed.minute(per_session={f"b{k}": 3 for k in range(5)})   # one window over
     steady(feed, 5, per_minute=1)
     assert of_type(feed.alerts, "spike") == []
@@ -136,7 +137,7 @@ def test_cooldown_holds_a_second_spike_back():
     def two_spikes(cooldown_ms: int) -> list[dict]:
         engine = AlertEngine(rules(cooldown_ms=cooldown_ms))
         feed = Feed(engine)
-        steady(feed, 30)
+        steady(feed, 70)
         spike_minutes(feed, 7)
         steady(feed, 10)   # all clear
         spike_minutes(feed, 7)
@@ -148,16 +149,16 @@ def test_cooldown_holds_a_second_spike_back():
 
 
 def test_quiet_hours_hold_alerts_and_send_one_digest_after():
-    quiet = QuietHours(start=0, end=1, timezone="UTC")   # T0 is midnight: the first hour is quiet
+    quiet = QuietHours(start=1, end=2, timezone="UTC")   # T0 is midnight: the spike comes after 01:00
     engine = AlertEngine(rules(quiet_hours=quiet, new_error_learning_ms=0))
     feed = Feed(engine)
-    steady(feed, 30)
+    steady(feed, 70)
     spike_minutes(feed, 7)
     steady(feed, 10)
     assert feed.alerts == []
     held = [a for s in engine.states.values() for a in s.held]
     assert {a["type"] for a in held} == {"spike", "all-clear"}
-    steady(feed, 30)   # past 01:00
+    steady(feed, 40)   # past 02:00
     digests = of_type(feed.alerts, "digest")
     assert len(feed.alerts) == 1 and len(digests) == 1
     assert [a["type"] for a in digests[0]["alerts"]] == ["spike", "all-clear"]
@@ -170,25 +171,26 @@ def test_new_error_alerts_once_and_known_errors_do_not():
     feed = Feed(engine)
     old = "js: TypeError: old bug"
     for i in range(30):  # an old error, seen during learning, keeps happening in 3+ sessions
-        feed.minute(signal="js-error", per_session={f"o{i}-{k}": 1 for k in range(3)},
-                    message="TypeError: old bug", error_key=old)
+        feed.minute(url="*", signal="js-error", per_session={f"o{i}-{k}": 1 for k in range(3)},
+                    message="TypeError: old bug", error_key=old, page="https://shop.example.com/")
     assert of_type(feed.alerts, "new-error") == []
     new = "js: TypeError: Cannot read properties of undefined (reading 'price')"
     for i in range(3):
-        feed.minute(signal="js-error", per_session={f"n{i}-{k}": 1 for k in range(2)},
-                    message="TypeError: Cannot read properties of undefined (reading 'price')", error_key=new)
+        feed.minute(url="*", signal="js-error", per_session={f"n{i}-{k}": 1 for k in range(2)},
+                    message="TypeError: Cannot read properties of undefined (reading 'price')", error_key=new,
+                    page=PAGE)
     alerts = of_type(feed.alerts, "new-error")
     assert len(alerts) == 1
     assert alerts[0]["error_key"] == new and alerts[0]["sessions_affected"] >= 3
     assert alerts[0]["top_messages"][0]["message"].startswith("TypeError: Cannot read")
-    assert "New error on " + PAGE in alerts[0]["text"]
+    assert "New error on " + PAGE in alerts[0]["text"] and alerts[0]["pages"][0]["url"] == PAGE
 
 
 def test_new_error_below_the_session_minimum_is_quiet():
     engine = AlertEngine(rules(new_error_learning_ms=0, new_error_min_sessions=3))
     feed = Feed(engine)
     for i in range(10):
-        feed.minute(signal="api-error-5xx", per_session={"same-session": 4},
+        feed.minute(url="*", signal="api-error-5xx", per_session={"same-session": 4},
                     message="POST /api/pay → 502", error_key="api: POST /api/pay → 502")
     assert of_type(feed.alerts, "new-error") == []
 
@@ -196,7 +198,7 @@ def test_new_error_below_the_session_minimum_is_quiet():
 def test_state_export_import_does_not_refire_an_open_spike():
     engine = AlertEngine(rules())
     feed = Feed(engine)
-    steady(feed, 30)
+    steady(feed, 70)
     spike_minutes(feed, 7)
     assert len(of_type(feed.alerts, "spike")) == 1
     exported = {url: json.loads(json.dumps(engine.export_state(url))) for url in engine.drain_dirty()}
