@@ -214,8 +214,8 @@ class AlertEngine:
         # sessions-affected last: it speaks only when no single signal explains the trouble
         for signal in sorted((set(state.tracks) | set(views)) & self.enabled, key=lambda s: (s == SESSIONS_AFFECTED, s)):
             track = state.tracks.get(signal)
-            if track is None:
-                track = state.tracks[signal] = Track(history=[0] * min(state.evals, r.history_windows))
+            if track is None:  # quiet until now, for as long as this engine has been watching
+                track = state.tracks[signal] = Track(history=[0] * min(self._watched(state, t), r.history_windows))
             out += self._step_track(state, signal, track, views.get(signal) or WindowView(), t)
         if state.url == SITE:  # "never seen" means anywhere on the site, so the site decides
             out += self._new_errors(state, errors, views, t)
@@ -225,6 +225,14 @@ class AlertEngine:
         self._prune(state, t)
         self.dirty.add(state.url)
         return self._hold_in_quiet_hours(state, out, t)
+
+    def _watched(self, state: UrlState, t: int) -> int:
+        """Full windows this URL could have shown incidents in: since its own first observation,
+        or since the engine's, whichever is longer (a page unseen so far had none)."""
+        since = self.learning_since if self.learning_since is not None else state.since
+        r = self.rules
+        engine_windows = (t - r.window_ms - (since - since % r.step_ms)) // r.step_ms + 1
+        return max(state.evals, engine_windows, 0)
 
     @staticmethod
     def _all_sessions(views: dict[str, WindowView]) -> WindowView:

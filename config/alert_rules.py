@@ -63,6 +63,7 @@ class AlertRules(BaseModel):
     m: int = Field(default=3, ge=1)
     clear_windows: int = Field(default=3, ge=1, description="Consecutive windows not over that end a spike (all-clear)")
     cooldown_ms: int = Field(default=30 * MINUTE_MS, ge=0, description="No new alert for a URL and signal this long after the last one ended")
+    evaluation_delay_ms: int = Field(default=2_000, ge=0, description="On Kafka, a window is evaluated this long after it ends (observations cross two topics)")
     quiet_hours: Optional[QuietHours] = None
     new_error_min_sessions: int = Field(default=3, ge=1, description="A new error alerts when it hits this many sessions in a window")
     new_error_learning_ms: int = Field(default=30 * MINUTE_MS, ge=0, description="Errors seen in this first stretch are the baseline, not new")

@@ -4,10 +4,11 @@ Every knob of the pipeline lives here with its default; README 'Configuration' l
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from replaylens.config.alert_rules import AlertRules, WebhookTarget
@@ -111,6 +112,12 @@ class Settings(BaseSettings):
     def state_topic(self) -> str:
         """Compacted topic holding the open sessions (one record per session id)."""
         return f"{self.app_id}-open-sessions"
+
+    @field_validator("alert_rules", "alert_webhooks", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        """JSON text also when passed as a value (the environment is parsed already)."""
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
 
     @property
     def rules(self) -> AlertRules:

@@ -46,9 +46,8 @@ STATE_MAX_BYTES = 8 * 1024 * 1024     # one URL's state: windows of sessions, se
 STATE_FLUSH_S = 1.0                   # state is written (then offsets committed) this often
 MAP_BATCH_MS = 200
 MAX_TICK_S = 1.0
-# Evaluate a step this long after it ends: observations cross two topics on their way here.
-EVALUATION_DELAY_MS = 1_000
-STALE_WINDOWS = 3                     # map: records older than this many windows are skipped
+STALE_WINDOWS = 3                     # map: records older than this many windows are skipped,
+MIN_STALE_MS = 60_000                 # ...but never younger than this (a worker restart)
 _PREFILTER = (b"click", b"thrash", b"error", b"web-vitals")
 
 
@@ -206,6 +205,8 @@ class AlertService:
         self._producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=5,
                                           max_request_size=STATE_MAX_BYTES)
         await self._producer.start()
+        # URL -> partition as the producer places observations (the topic may predate us).
+        self.partitions = len(await self._producer.partitions_for(s.alert_observations_topic))
         mapper = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-alerts-map",
                                   enable_auto_commit=False, auto_offset_reset="latest")
         mapper.subscribe([s.topic_events, s.topic_closed_sessions, s.topic_summaries])
@@ -254,7 +255,7 @@ class AlertService:
 
     async def _map(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.s.alert_observations_topic
-        stale_ms = self.rules.window_ms * STALE_WINDOWS
+        stale_ms = max(self.rules.window_ms * STALE_WINDOWS, MIN_STALE_MS)
         while True:
             batches = await consumer.getmany(timeout_ms=MAP_BATCH_MS, max_records=5_000)
             if not batches:
@@ -329,7 +330,7 @@ class AlertService:
         interval = min(MAX_TICK_S, self.rules.step_ms / 2000)
         while True:
             await asyncio.sleep(interval)
-            await self.tick(wall_ms() - EVALUATION_DELAY_MS)
+            await self.tick(wall_ms() - self.rules.evaluation_delay_ms)
 
     async def tick(self, now_ms: int) -> list[dict[str, Any]]:
         async with self.lock:

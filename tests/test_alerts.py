@@ -283,3 +283,14 @@ def test_rules_reject_inconsistent_values():
         AlertRules(signals=["rage-clicks"])
     with pytest.raises(ValueError, match="cannot exceed"):
         AlertRules(n=4, m=3)
+
+
+def test_a_page_quiet_so_far_can_spike_once_the_engine_has_watched_long_enough():
+    """No incidents on /signup for the hour the engine has watched the site: its baseline is 0."""
+    engine = AlertEngine(rules())
+    feed = Feed(engine)
+    steady(feed, 70, url="https://shop.example.com/")
+    for _ in range(7):
+        feed.minute(url="https://shop.example.com/signup", per_session={f"x{k}": 2 for k in range(4)})
+    spikes = of_type(feed.alerts, "spike")
+    assert [(a["url"], a["baseline"]) for a in spikes] == [("https://shop.example.com/signup", 0.0)]
