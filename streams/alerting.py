@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import orjson
@@ -48,7 +51,9 @@ MAP_BATCH_MS = 200
 MAX_TICK_S = 1.0
 STALE_WINDOWS = 3                     # map: records older than this many windows are skipped,
 MIN_STALE_MS = 60_000                 # ...but never younger than this (a worker restart)
-_PREFILTER = (b"click", b"thrash", b"error", b"web-vitals")
+# The event types that can be incidents: anything else is skipped without decoding it.
+_INCIDENT_TYPE = re.compile(rb'"type"\s*:\s*"(?:rage-click|dead-click|error-click|mouse-thrash|'
+                            rb'console-error|network-error|web-vitals)"')
 
 
 def wall_ms() -> int:
@@ -332,6 +337,19 @@ class AlertService:
             await asyncio.sleep(interval)
             await self.tick(wall_ms() - self.rules.evaluation_delay_ms)
 
+    def write_status(self) -> None:
+        """<data_dir>/alerts-status.json: what this worker's alerting is doing (atomic replace)."""
+        open_spikes = [{"url": st.url, "signal": sig, "since": tr.open.get("fired_at")}
+                       for st in self.engine.states.values() for sig, tr in st.tracks.items() if tr.open]
+        status = {"written_at": wall_ms(), "observations_mapped": self.mapped, "alerts_published": self.published,
+                  "urls_tracked": len(self.engine.states), "open_spikes": open_spikes,
+                  "evaluated_until": self.engine.evaluated_until}
+        path = Path(self.s.data_dir) / "alerts-status.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(status, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+
     async def tick(self, now_ms: int) -> list[dict[str, Any]]:
         async with self.lock:
             alerts = self.engine.advance(now_ms)
@@ -340,6 +358,7 @@ class AlertService:
                     self.s.topic_alerts, key=alert_key(a), value=orjson.dumps(a)) for a in alerts])
                 self.published += len(alerts)
             await self._persist()
+        self.write_status()
         for a in alerts:
             log.warning("alert: %s", a["text"].splitlines()[0])
             if self.delivery is not None:
@@ -410,7 +429,7 @@ class EmbeddedAlerts:
     def feed_raw(self, raw: Any) -> None:
         """One raw event message: most carry nothing to count and are skipped without decoding."""
         data = raw if isinstance(raw, bytes) else str(raw).encode()
-        if not any(marker in data for marker in _PREFILTER):
+        if _INCIDENT_TYPE.search(data) is None:
             return
         try:
             event = orjson.loads(data)

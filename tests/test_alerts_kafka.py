@@ -2,7 +2,8 @@
 
 Live traffic (timestamps = now) with short windows (2 s, sliding every 0.5 s): steady rage clicks
 on four pages, then a spike on one of them. Exactly one alert, with the right figures and links,
-and one all-clear; a worker killed while the spike is open and restarted does not fire again.
+and one all-clear; a worker killed while the spike is open and restarted does not fire it again,
+nor a new-error alert it already sent.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ SITE = "https://shop.example.com"
 SPIKED = f"{SITE}/signup"   # not a cart or checkout page: no abandoned goals here
 QUIET_PAGES = [f"{SITE}/", f"{SITE}/pricing", f"{SITE}/docs"]
 TICK_S = 0.25
+NEW_ERROR = "TypeError: cannot submit for jane.doe@example.com"
 REPLAY = "https://replay.example.com"
 RULES = dict(window_ms=2_000, step_ms=500, ratio=3.0, min_count=5, min_sessions=3, n=2, m=2,
              clear_windows=4, cooldown_ms=120_000, min_history_windows=8, history_windows=40,
@@ -72,6 +74,13 @@ class Traffic:
                      "url": url, "target": {"selector": "button#pay", "text": "Pay"}}
             await self.producer.send(self.topic, key=session_id.encode(), value=orjson.dumps(event))
             self.sent.append((url, session_id, ts))
+
+    async def error(self, url: str, session_id: str, message: str) -> None:
+        self.seq += 1
+        event = {"event_id": f"e{self.seq}", "session_id": session_id, "timestamp": int(time.time() * 1000),
+                 "type": "console-error", "url": url, "error": {"message": message}}
+        await self.producer.send(self.topic, key=session_id.encode(), value=orjson.dumps(event))
+        await self.producer.flush()
 
     async def tick(self, spike: bool) -> None:
         """One tick: two clicks on each quiet page, one on the spiked page every other tick; in a
@@ -143,6 +152,8 @@ async def test_a_spike_on_one_url_yields_one_alert_with_figures_and_links_then_o
     assert [(a["type"], a["url"], a["signal"]) for a in alerts] == [
         ("spike", SPIKED, "rage-click"), ("all-clear", SPIKED, "rage-click")], alerts
     spike, clear = alerts
+    status = orjson.loads((tmp_path / "alerts-status.json").read_bytes())
+    assert status["alerts_published"] == 2 and status["open_spikes"] == [] and status["observations_mapped"] > 0
     assert reader.records[0]["key"] == f"{SPIKED}|rage-click".encode()
     # The figures: what was produced on the page in the alert's window, against the steady rate.
     window = spike["window"]
@@ -181,10 +192,14 @@ async def test_a_restarted_worker_does_not_refire_an_open_spike(kafka_bootstrap,
                     assert time.monotonic() < deadline, f"no spike alert:\n{first.tail()}"
                     await traffic.run(0.5, spike=True, alive=first.assert_alive)
                     await reader.until(lambda rs: bool(alerts_of(rs, "spike")), timeout_s=0.2)
-                await traffic.run(2, spike=True, alive=first.assert_alive)    # its state is written
+                for k in range(3):   # a new error in three sessions (a writer's email in it, masked)
+                    await traffic.error(SPIKED, f"err-{k}", NEW_ERROR)
+                await traffic.run(3, spike=True, alive=first.assert_alive)    # its state is written
                 first.kill()                                                  # SIGKILL, spike open
                 second = WorkerProcess(env, tmp_path / "worker-2.log").start()
                 await traffic.run(12, spike=True, alive=second.assert_alive)  # the spike goes on
+                for k in range(3):   # the same error again: known now, also to the restarted worker
+                    await traffic.error(SPIKED, f"err-again-{k}", NEW_ERROR)
                 deadline = time.monotonic() + 60
                 while not alerts_of(reader.records, "all-clear"):
                     assert time.monotonic() < deadline, f"no all-clear:\n{second.tail()}"
@@ -200,3 +215,8 @@ async def test_a_restarted_worker_does_not_refire_an_open_spike(kafka_bootstrap,
     assert len(clears) == 1 and clears[0]["spike_id"] == spikes[0]["alert_id"]
     # the all-clear came from the restarted worker, which resumed the open spike
     assert clears[0]["at"] > spikes[0]["at"] + 12_000
+    new_errors = alerts_of(reader.records, "new-error")
+    assert len(new_errors) == 1, new_errors
+    assert new_errors[0]["url"] == SPIKED and new_errors[0]["sessions_affected"] == 3
+    assert new_errors[0]["error_key"] == "js: TypeError: cannot submit for [email]"
+    assert "jane.doe" not in json.dumps(alerts_of(reader.records))
