@@ -28,6 +28,7 @@ DEDUP_MS = 2 * 60_000           # a redelivered observation within this is count
                                  # are committed every second or so: redeliveries are recent)
 MAX_SESSIONS_PER_BUCKET = 500    # sessions kept per bucket for links (the count stays exact)
 MAX_MESSAGES_PER_BUCKET = 50
+MAX_PAGES_PER_BUCKET = 200
 
 BaselineSource = Callable[[str, str, int], Optional[Baseline]]
 LinkMaker = Callable[[str, int], str]
@@ -103,6 +104,7 @@ class WindowView:
     count: int = 0
     sessions: dict[str, list[int]] = field(default_factory=dict)   # sid -> [count, first ts]
     messages: Counter = field(default_factory=Counter)
+    pages: Counter = field(default_factory=Counter)    # site-wide windows: where it happened
 
     def add(self, cell: dict[str, Any]) -> None:
         self.count += cell["n"]
@@ -114,6 +116,7 @@ class WindowView:
                 mine[0] += n
                 mine[1] = min(mine[1], first)
         self.messages.update(cell.get("m") or {})
+        self.pages.update(cell.get("p") or {})
 
 
 class AlertEngine:
@@ -162,8 +165,10 @@ class AlertEngine:
                 if obs.session_id not in sids and len(sids) < MAX_SESSIONS_PER_BUCKET:
                     sids.append(obs.session_id)
                 if obs.page:
-                    pages = cell.setdefault("p", {}).setdefault(obs.error_key, {})
+                    pages = cell.setdefault("ep", {}).setdefault(obs.error_key, {})
                     pages[obs.page] = pages.get(obs.page, 0) + 1
+            if obs.page and (obs.page in cell.setdefault("p", {}) or len(cell["p"]) < MAX_PAGES_PER_BUCKET):
+                cell["p"][obs.page] = cell["p"].get(obs.page, 0) + 1
             self.dirty.add(obs.url)
             fresh += 1
         return fresh
@@ -207,7 +212,7 @@ class AlertEngine:
                     for key, sids in (cell.get("e") or {}).items():
                         entry = errors.setdefault(key, (signal, set(), Counter()))
                         entry[1].update(sids)
-                        entry[2].update((cell.get("p") or {}).get(key) or {})
+                        entry[2].update((cell.get("ep") or {}).get(key) or {})
         if views:
             views[SESSIONS_AFFECTED] = self._all_sessions(views)
         out: list[dict[str, Any]] = []
@@ -242,6 +247,7 @@ class AlertEngine:
                 mine = union.sessions.setdefault(sid, [0, first])
                 mine[0] += n
                 mine[1] = min(mine[1], first)
+            union.pages.update(view.pages)
         union.count = len(union.sessions)
         return union
 
@@ -295,7 +301,7 @@ class AlertEngine:
     def _common(self, url: str, signal: str, view: WindowView, t: int) -> dict[str, Any]:
         r = self.rules
         worst = sorted(view.sessions.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))
-        return {
+        common = {
             "url": url, "signal": signal, "at": t,
             "window": {"start": t - r.window_ms, "end": t, "ms": r.window_ms},
             "current": view.count, "sessions_affected": len(view.sessions),
@@ -303,6 +309,9 @@ class AlertEngine:
                          for sid, (n, first) in worst[: r.max_sessions_linked]],
             "top_messages": [{"message": m, "count": c} for m, c in view.messages.most_common(r.max_messages)],
         }
+        if url == SITE:  # where on the site it happened
+            common["pages"] = [{"url": u, "count": c} for u, c in view.pages.most_common(r.max_messages)]
+        return common
 
     @staticmethod
     def _baseline_fields(baseline: Optional[Baseline], current: int) -> dict[str, Any]:

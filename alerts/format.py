@@ -25,7 +25,8 @@ def _figures(alert: dict[str, Any]) -> str:
 def _headline(alert: dict[str, Any]) -> str:
     kind = alert["type"]
     if kind == "spike":
-        return f"Spike: {alert['signal']} on {alert['url']}: {_figures(alert)}"
+        where = f" (mostly {alert['pages'][0]['url']})" if alert.get("pages") else ""
+        return f"Spike: {alert['signal']} on {alert['url']}{where}: {_figures(alert)}"
     if kind == "all-clear":
         return f"All clear: {alert['signal']} on {alert['url']} is back to normal: {_figures(alert)} (peak {alert.get('peak')})"
     if kind == "new-error":

@@ -294,3 +294,32 @@ def test_a_page_quiet_so_far_can_spike_once_the_engine_has_watched_long_enough()
         feed.minute(url="https://shop.example.com/signup", per_session={f"x{k}": 2 for k in range(4)})
     spikes = of_type(feed.alerts, "spike")
     assert [(a["url"], a["baseline"]) for a in spikes] == [("https://shop.example.com/signup", 0.0)]
+
+
+def test_a_site_wide_spike_says_where_it_happened():
+    engine = AlertEngine(rules())
+    feed = Feed(engine)
+    for i in range(70):
+        feed.minute(url="*", per_session={f"s{i}-{k}": 1 for k in range(2)}, page="https://shop.example.com/")
+    for i in range(7):
+        feed.minute(url="*", per_session={f"x{i}-{k}": 3 for k in range(6)}, page=PAGE)
+    spike = of_type(feed.alerts, "spike")[0]
+    assert spike["url"] == "*" and spike["pages"][0]["url"] == PAGE
+    assert spike["text"].startswith(f"Spike: rage-click on * (mostly {PAGE}):")
+
+
+def test_rules_come_from_the_environment_or_a_file(tmp_path, monkeypatch):
+    from replaylens.config.settings import Settings
+
+    monkeypatch.setenv("REPLAYLENS_ALERT_RULES", '{"ratio": 4, "quiet_hours": {"start": 22, "end": 7}}')
+    monkeypatch.setenv("REPLAYLENS_ALERT_WEBHOOKS", '[{"url": "https://hooks.example.com/x", "format": "slack"}]')
+    s = Settings()
+    assert s.rules.ratio == 4 and s.rules.quiet_hours.quiet_at(T0) and not s.rules.quiet_hours.quiet_at(T0 + 8 * 3_600_000)
+    assert s.alert_webhooks[0].format == "slack"
+    path = tmp_path / "rules.json"
+    path.write_text('{"min_count": 9}')
+    monkeypatch.setenv("REPLAYLENS_ALERT_RULES_FILE", str(path))
+    assert Settings().rules.min_count == 9 and Settings().rules.ratio == 3.0   # the file wins
+    monkeypatch.setenv("REPLAYLENS_ALERT_RULES", '{"ratio": 0.5}')
+    with pytest.raises(ValueError):
+        Settings()
