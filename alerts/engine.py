@@ -217,7 +217,8 @@ class AlertEngine:
             views[SESSIONS_AFFECTED] = self._all_sessions(views)
         out: list[dict[str, Any]] = []
         # sessions-affected last: it speaks only when no single signal explains the trouble
-        for signal in sorted((set(state.tracks) | set(views)) & self.enabled, key=lambda s: (s == SESSIONS_AFFECTED, s)):
+        signals = sorted((set(state.tracks) | set(views)) & self.enabled, key=lambda s: (s == SESSIONS_AFFECTED, s))
+        for signal in signals:
             track = state.tracks.get(signal)
             if track is None:  # quiet until now, for as long as this engine has been watching
                 track = state.tracks[signal] = Track(history=[0] * min(self._watched(state, t), r.history_windows))
@@ -234,7 +235,8 @@ class AlertEngine:
     def _watched(self, state: UrlState, t: int) -> int:
         """Full windows this URL could have shown incidents in: since its own first observation,
         or since the engine's, whichever is longer (a page unseen so far had none)."""
-        since = self.learning_since if self.learning_since is not None else state.since
+        engine_since = self.learning_since
+        since = engine_since if engine_since is not None else state.since
         r = self.rules
         engine_windows = (t - r.window_ms - (since - since % r.step_ms)) // r.step_ms + 1
         return max(state.evals, engine_windows, 0)
