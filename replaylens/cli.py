@@ -125,6 +125,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 # -- schema ------------------------------------------------------------------------------------
 def json_schemas() -> dict[str, dict[str, Any]]:
+    from replaylens.schemas.alerts import Alert
     from replaylens.schemas.dead_letter import DeadLetter
     from replaylens.schemas.events import Event
     from replaylens.schemas.profiles import SummaryProfile
@@ -133,7 +134,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
     return {"event": Event.model_json_schema(), "closed-session": ClosedSession.model_json_schema(),
             "summary": Summary.model_json_schema(), "profile": SummaryProfile.model_json_schema(),
-            "dead-letter": DeadLetter.model_json_schema()}
+            "dead-letter": DeadLetter.model_json_schema(), "alert": Alert.model_json_schema()}
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     cf.set_defaults(func=cmd_config)
 
     sc = sub.add_parser("schema", help="print or write the JSON Schemas of the contract")
-    sc.add_argument("name", nargs="?", help="event, closed-session, summary, profile, dead-letter")
+    sc.add_argument("name", nargs="?", help="event, closed-session, summary, profile, dead-letter, alert")
     sc.add_argument("--out", help="write every schema into this directory")
     sc.set_defaults(func=cmd_schema)
 

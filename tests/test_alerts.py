@@ -13,6 +13,7 @@ from replaylens.alerts.engine import AlertEngine
 from replaylens.alerts.format import slack_payload
 from replaylens.alerts.observations import Observation, ObservationExtractor, api_error_signal
 from replaylens.config.alert_rules import AlertRules, QuietHours
+from replaylens.schemas.alerts import Alert
 
 STEP = 60_000
 T0 = 1_763_900_000_000 - 1_763_900_000_000 % (24 * 3_600_000)  # a midnight UTC
@@ -68,6 +69,8 @@ def spike_minutes(feed: Feed, minutes: int, sessions: int = 8, per_session: int 
 
 
 def of_type(alerts: list[dict], kind: str) -> list[dict]:
+    for a in alerts:
+        Alert.model_validate(a)   # every alert the engine makes has the documented shape
     return [a for a in alerts if a["type"] == kind]
 
 

@@ -3,8 +3,9 @@ plain JSON, retried with backoff, private addresses refused unless allowed), and
 run --spike` / `simulate --spike` as a user runs them."""
 from __future__ import annotations
 
-import asyncio
+import json
 
+import jsonschema
 import orjson
 from aiohttp import web
 
@@ -94,6 +95,9 @@ def test_run_spike_writes_alerts_ndjson_and_reports_them(tmp_path):
     out = cli("run", "--sessions", "2000", "--spike", "/checkout", "--data-dir", str(tmp_path), "--quiet",
               "--fresh", "--examples", "0").stdout
     alerts = [orjson.loads(line) for line in (tmp_path / "alerts.ndjson").read_bytes().splitlines()]
+    schema = json.loads(cli("schema", "alert").stdout)
+    for alert in alerts:
+        jsonschema.validate(alert, schema)
     checkout = "https://shop.example.com/checkout"
     spikes = [a for a in alerts if a["type"] == "spike" and a["url"] == checkout]
     assert {a["signal"] for a in spikes} >= {"rage-click", "js-error"}

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from replaylens.config.settings import Settings
+from replaylens.schemas.alerts import Alert
 from replaylens.streams.alerting import ensure_alert_topics
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, topic
 
@@ -121,6 +122,8 @@ async def wait_for_observations(env: dict[str, str], traffic: Traffic, worker: W
 
 
 def alerts_of(records: list[dict], kind: Optional[str] = None) -> list[dict]:
+    for r in records:
+        Alert.model_validate(r["value"])
     return [r["value"] for r in records if kind is None or r["value"]["type"] == kind]
 
 
