@@ -114,3 +114,29 @@ def test_run_without_a_spike_stays_quiet(tmp_path):
     cli("run", "--sessions", "2000", "--data-dir", str(tmp_path), "--quiet", "--fresh", "--examples", "0")
     alerts = [orjson.loads(line) for line in (tmp_path / "alerts.ndjson").read_bytes().splitlines()]
     assert [a for a in alerts if a["type"] == "spike"] == []
+
+
+def test_baselines_come_from_the_aggregates_same_hour_of_day(tmp_path):
+    """The adapter reads the real DuckDB file: 12 rage clicks at 14:00 on each of 5 past days, and a
+    busy 13:00 today, make a same-hour-of-day baseline of 12 per hour = 1 per 5-minute window."""
+    from replaylens.aggregates.deltas import UrlDelta
+    from replaylens.aggregates.store import AggregateStore
+    from replaylens.config.alert_rules import AlertRules
+    from replaylens.streams.alerting import AggregateBaselines
+
+    hour, day = 3_600_000, 86_400_000
+    today = 1_763_856_000_000 - 1_763_856_000_000 % day
+    url = "https://shop.example.com/checkout"
+    deltas = [UrlDelta(f"d{d}", today - d * day + 14 * hour, url, visits=10, rage_clicks=12) for d in range(1, 6)]
+    deltas.append(UrlDelta("busy", today + 13 * hour, url, visits=10, rage_clicks=600))
+    with AggregateStore(tmp_path / "a.duckdb", window_days=7) as store:
+        store.apply(deltas)
+        baselines = AggregateBaselines(store, AlertRules(), window_days=7)
+        b = baselines(url, "rage-click", today + 14 * hour + 20 * 60_000)
+        assert (b.basis, b.sample) == ("same-hour-of-day", 5) and abs(b.value - 1.0) < 1e-9
+        quiet = baselines(url, "rage-click", today + 15 * hour)   # 15:00 was quiet every day
+        assert (quiet.basis, quiet.value) == ("same-hour-of-day", 0.0)
+        store.apply([UrlDelta("new", today + 12 * hour, f"{url}/new", visits=5, rage_clicks=24)])
+        recent = baselines(f"{url}/new", "rage-click", today + 14 * hour)   # two hours of history
+        assert (recent.basis, recent.sample) == ("recent-hours", 2) and abs(recent.value - 1.0) < 1e-9
+        assert baselines(url, "api-error-5xx", today + 14 * hour) is None   # not in the aggregates
