@@ -233,8 +233,15 @@ class AlertService:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._producer is not None and self._eval is not None:
+            async with self.lock:   # the last state, then the offsets it covers
+                await self._persist()
+            try:
+                await self._eval.commit()
+            except Exception as exc:
+                log.info("alerts: commit at stop failed: %s", exc)
         for consumer in self._consumers:
-            await consumer.stop()   # the evaluator's revoke hook writes the last state
+            await consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
         if self.delivery is not None:
