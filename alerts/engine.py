@@ -29,6 +29,7 @@ DEDUP_MS = 2 * 60_000           # a redelivered observation within this is count
 MAX_SESSIONS_PER_BUCKET = 500    # sessions kept per bucket for links (the count stays exact)
 MAX_MESSAGES_PER_BUCKET = 50
 MAX_PAGES_PER_BUCKET = 200
+MAX_KNOWN_ERRORS = 5_000         # distinct error keys remembered per URL (the site: all of them)
 
 BaselineSource = Callable[[str, str, int], Optional[Baseline]]
 LinkMaker = Callable[[str, int], str]
@@ -403,7 +404,10 @@ class AlertEngine:
         for bucket in [b for b in state.buckets if b < oldest_needed]:
             del state.buckets[bucket]
         state.seen = {k: at for k, at in state.seen.items() if t - at < DEDUP_MS}
-        state.known_errors = {k: v for k, v in state.known_errors.items() if t - v[1] < r.known_error_ttl_ms}
+        known = {k: v for k, v in state.known_errors.items() if t - v[1] < r.known_error_ttl_ms}
+        if len(known) > MAX_KNOWN_ERRORS:  # keep the state bounded: forget the longest unseen
+            known = dict(sorted(known.items(), key=lambda kv: kv[1][1])[-MAX_KNOWN_ERRORS:])
+        state.known_errors = known
         if state.empty() and not state.seen:
             del self.states[state.url]
 
