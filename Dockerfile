@@ -7,6 +7,7 @@ COPY schemas schemas
 COPY streams streams
 COPY aggregates aggregates
 COPY sinks sinks
+COPY alerts alerts
 COPY api api
 RUN pip install --no-cache-dir .
 ENTRYPOINT ["replaylens"]

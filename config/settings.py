@@ -7,10 +7,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from replaylens.config.alert_rules import AlertRules, WebhookTarget
 
 
 class Settings(BaseSettings):
@@ -143,11 +145,39 @@ class Settings(BaseSettings):
             ipaddress.ip_network(network, strict=False)
         return networks
 
+    # Alerts (issue 14): rules as JSON in one setting or a file; see README 'Alerts'
+    topic_alerts: str = Field(default="replay-alerts", description='Alerts out (spikes, new errors, all-clears, digests), keyed by "<url>|<signal>"')
+    alert_rules: Optional[AlertRules] = Field(default=None, description='Alert rules as JSON (README "Alerts"); defaults when unset')
+    alert_rules_file: Optional[Path] = Field(default=None, description='A JSON file of alert rules; overrides REPLAYLENS_ALERT_RULES')
+    alert_webhooks: list[WebhookTarget] = Field(default_factory=list, description='Webhooks for alerts: JSON list of {"url", "format": "json"|"slack"}; delivered by sinks/webhooks.py (REPLAYLENS_WEBHOOK_* limits)')
+    alerts_path: Optional[Path] = Field(default=None, description='Embedded runner: alerts NDJSON file (default <data_dir>/alerts.ndjson)')
+
 
     @property
     def state_topic(self) -> str:
         """Compacted topic holding the open sessions (one record per session id)."""
         return f"{self.app_id}-open-sessions"
+
+    @field_validator("alert_rules", "alert_webhooks", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        """JSON text also when passed as a value (the environment is parsed already)."""
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+    @property
+    def rules(self) -> AlertRules:
+        """The effective alert rules (the rules file wins over the inline JSON)."""
+        return AlertRules.load(self.alert_rules, self.alert_rules_file)
+
+    @property
+    def alert_observations_topic(self) -> str:
+        """Internal: alert observations re-keyed by normalized URL (one URL, one evaluator)."""
+        return f"{self.app_id}-alert-observations"
+
+    @property
+    def alert_state_topic(self) -> str:
+        """Compacted: the alert state of each URL (open spikes, cooldowns, windows)."""
+        return f"{self.app_id}-alert-state"
 
 
 def settings_markdown() -> str:

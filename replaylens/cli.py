@@ -34,7 +34,16 @@ def _input_messages(args: argparse.Namespace) -> tuple[Iterator[bytes], Optional
             return (orjson.dumps(e) for e in events), len(events)
         return (line for line in path.open("rb") if line.strip()), None
     from replaylens.streams.simulator import simulate_bytes
-    return (value for _key, value in simulate_bytes(args.sessions, seed=args.seed)), None
+    return (value for _key, value in simulate_bytes(args.sessions, seed=args.seed, **_spike(args))), None
+
+
+def _spike(args: argparse.Namespace) -> dict[str, Any]:
+    """--spike URL: a frustration spike on that page (alerts, issue 14)."""
+    from replaylens.streams.simulator import Spike
+
+    if not getattr(args, "spike", None):
+        return {}
+    return {"spike": Spike(args.spike, getattr(args, "spike_start_ms", None))}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -42,6 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from replaylens.report import print_report
 
     s = _settings(args)
+    if args.input and args.spike:
+        print("--spike goes with the simulator, not with --input", file=sys.stderr)
+        return 2
     for path in (s.summaries_path, s.duckdb_path):
         if args.fresh and path.exists():
             path.unlink()
@@ -56,15 +68,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from replaylens.streams.simulator import simulate_bytes
 
+    knobs = dict(seed=args.seed, start_ms=args.start_ms, **_spike(args))
     if not args.kafka:
         out = sys.stdout.buffer
-        for _key, value in simulate_bytes(args.sessions, seed=args.seed):
+        for _key, value in simulate_bytes(args.sessions, **knobs):
             out.write(value + b"\n")
         return 0
     s = _settings(args)
     from replaylens.streams.producer import produce_pairs
     sent = asyncio.run(produce_pairs(s.kafka_bootstrap, args.topic or s.topic_events,
-                                     simulate_bytes(args.sessions, seed=args.seed)))
+                                     simulate_bytes(args.sessions, **knobs)))
     print(f"produced {sent} events to {args.topic or s.topic_events}", file=sys.stderr)
     return 0
 
@@ -102,7 +115,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     tune_gc()
     s = _settings(args)
     asyncio.run(ensure_topics(s))
-    app, _runtime = create_worker_app(s, attach_closed_stage(s))
+    from replaylens.streams.alerting import attach_alerting, chain
+    app, _runtime = create_worker_app(s, chain(attach_closed_stage(s), attach_alerting(s)))
     worker = faust.Worker(app, loglevel=s.log_level.lower(), quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG: every aiokafka debug record
     # would then be built and handled (it halved throughput, bench/kafka_bench.py).
@@ -123,6 +137,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 # -- schema ------------------------------------------------------------------------------------
 def json_schemas() -> dict[str, dict[str, Any]]:
+    from replaylens.schemas.alerts import Alert
     from replaylens.schemas.dead_letter import DeadLetter
     from replaylens.schemas.events import Event
     from replaylens.schemas.profiles import SummaryProfile
@@ -131,7 +146,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
     return {"event": Event.model_json_schema(), "closed-session": ClosedSession.model_json_schema(),
             "summary": Summary.model_json_schema(), "profile": SummaryProfile.model_json_schema(),
-            "dead-letter": DeadLetter.model_json_schema()}
+            "dead-letter": DeadLetter.model_json_schema(), "alert": Alert.model_json_schema()}
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -237,12 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--examples", type=int, default=3, help="example summaries to print")
     r.add_argument("--fresh", action="store_true", help="start from empty outputs")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--spike", metavar="URL", help="simulate a frustration spike on this page (URL or path): watch it alert")
     r.set_defaults(func=cmd_run)
 
     sm = sub.add_parser("simulate", help="generate realistic sessions as NDJSON, or produce them to Kafka")
     sm.add_argument("--sessions", type=int, default=100)
     sm.add_argument("--seed", type=int, default=7)
     sm.add_argument("--kafka", action="store_true", help="produce to the events topic instead of stdout")
+    sm.add_argument("--start-ms", type=int, help="epoch ms of the first visit (default: a fixed date; "
+                    "pass the current time to feed a live pipeline)")
+    sm.add_argument("--spike", metavar="URL", help="a frustration spike on this page (URL or path), three quarters into the run")
+    sm.add_argument("--spike-start-ms", type=int, help="when the spike starts (epoch ms; default: three quarters into the run)")
     sm.add_argument("--topic")
     sm.add_argument("--bootstrap")
     sm.set_defaults(func=cmd_simulate)
@@ -271,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     cf.set_defaults(func=cmd_config)
 
     sc = sub.add_parser("schema", help="print or write the JSON Schemas of the contract")
-    sc.add_argument("name", nargs="?", help="event, closed-session, summary, profile, dead-letter")
+    sc.add_argument("name", nargs="?", help="event, closed-session, summary, profile, dead-letter, alert")
     sc.add_argument("--out", help="write every schema into this directory")
     sc.set_defaults(func=cmd_schema)
 

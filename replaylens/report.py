@@ -42,9 +42,32 @@ def print_report(report: Any, settings: Settings) -> None:
             lcp_text = f"{lcp:.0f}" if lcp is not None else "-"
             print(f"    {url:<48} {visits:>6}  {bounce if bounce is not None else '-':>6}  "
                   f"{exit_rate if exit_rate is not None else '-':>6}  {lcp_text:>6}")
+    _print_alerts(getattr(report, "alerts", None))
     for key, path in report.paths.items():
         print(f"  {key:<15} {path}")
     for ex in report.examples:
         print()
         print(f"--- example summary: session {ex['session_id']} ({ex['summarizer']}) ---")
         print(ex["summary"])
+
+
+MAX_ALERTS_SHOWN = 8
+
+
+def _print_alerts(alerts: Any) -> None:
+    """Alerts of the run (issue 14): their headlines, each with its worst session's link."""
+    if alerts is None:
+        return
+    if not alerts:
+        print("  alerts          none")
+        return
+    kinds: dict[str, int] = {}
+    for a in alerts:
+        kinds[a["type"]] = kinds.get(a["type"], 0) + 1
+    print(f"  alerts          {len(alerts)} (" + ", ".join(f"{k} {v}" for k, v in kinds.items()) + ")")
+    for a in alerts[:MAX_ALERTS_SHOWN]:
+        print(f"    {a['text'].splitlines()[0]}")
+        if a.get("sessions"):
+            print(f"      worst session: {a['sessions'][0]['link']}")
+    if len(alerts) > MAX_ALERTS_SHOWN:
+        print(f"    ... {len(alerts) - MAX_ALERTS_SHOWN} more in alerts.ndjson")

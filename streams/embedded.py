@@ -23,6 +23,7 @@ from replaylens.sinks.closed_stage import ClosedSessionStage
 from replaylens.sinks.ndjson import NdjsonSummaryWriter
 from replaylens.sinks.profiles_store import ProfileStore
 from replaylens.sinks.summarize import build_sink
+from replaylens.streams.alerting import EmbeddedAlerts
 from replaylens.streams.stage import Origin, SessionStage, now_ms, tune_gc
 
 CLOSE_EVERY = 5_000  # events between checks for closable sessions
@@ -40,6 +41,7 @@ class EmbeddedReport:
     seconds: float = 0.0
     examples: list[dict[str, Any]] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def events_per_s(self) -> float:
@@ -82,6 +84,7 @@ class EmbeddedPipeline:
         self.closed_file = _Lines(settings.data_dir / "closed-sessions.ndjson")
         self.dead_file = _Lines(settings.data_dir / "dead-letters.ndjson")
         self.report = EmbeddedReport()
+        self.alerts = EmbeddedAlerts(settings, self.store) if settings.rules.enabled else None  # issue 14
         self.want_examples = examples
 
     async def run(self, messages: Iterable[Union[bytes, str]], total: Optional[int] = None,
@@ -96,6 +99,8 @@ class EmbeddedPipeline:
             for raw in messages:
                 origin.offset = n
                 process(0, raw, origin, wall)
+                if self.alerts is not None:
+                    self.alerts.feed_raw(raw)
                 n += 1
                 if n % CLOSE_EVERY == 0:
                     wall = now_ms()
@@ -126,6 +131,8 @@ class EmbeddedPipeline:
         self.closed_file.write(closed)
         self.summaries.write(result.summaries)
         self._tally(result.summaries)
+        if self.alerts is not None:
+            self.alerts.feed_closed(closed, result.summaries)
 
     def _tally(self, summaries: list[Any]) -> None:
         r = self.report
@@ -140,8 +147,12 @@ class EmbeddedPipeline:
     def _close(self) -> None:
         self.summaries.close()
         self.closed_file.close()
+        if self.alerts is not None:
+            self.alerts.close()
+            self.report.alerts = self.alerts.alerts
+            self.report.paths["alerts"] = str(self.alerts.path)
         self.dead_file.close()
-        self.report.paths = {
+        self.report.paths = self.report.paths | {
             "duckdb": str(self.settings.duckdb_path), "summaries": str(self.settings.summaries_path),
             "closed_sessions": str(self.closed_file.path), "dead_letters": str(self.dead_file.path),
         }

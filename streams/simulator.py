@@ -30,7 +30,7 @@ from bisect import bisect_left
 from operator import itemgetter
 from typing import Any, Iterator, Optional
 
-__all__ = ["simulate", "simulate_bytes", "FLOW_WEIGHTS", "DEFAULT_START_MS", "CHECKOUT_API_PATH",
+__all__ = ["simulate", "simulate_bytes", "Spike", "FLOW_WEIGHTS", "DEFAULT_START_MS", "CHECKOUT_API_PATH",
            "RAGE_SELECTORS", "DEAD_CLICK_SELECTORS"]
 
 _BATCH_SESSIONS = 64
@@ -404,11 +404,51 @@ def _with_delivery(events: list[dict], disorder_rate: float, rng: random.Random)
         pairs[index] = (due + _between(rng, 200, 4_000), event)
 
 
+SPIKE_SELECTOR = ("button.spike-broken", "Continue")
+SPIKE_ERROR = "TypeError: Cannot read properties of null (reading 'submit')"
+SPIKE_DURATION_MS = 10 * 60_000
+SPIKE_AT = 0.75  # of the run, by default: after the alert baselines (30 min) have settled
+
+
+class Spike:
+    """A frustration spike on one page (`replaylens simulate --spike URL`): every view of the page
+    (a full URL, or a path such as /checkout) from `start_ms` for `duration_ms` gets a rage click,
+    as a recorder SDK reports it, and a new console error. None start: three quarters into the run."""
+
+    __slots__ = ("url", "start_ms", "duration_ms")
+
+    def __init__(self, url: str, start_ms: Optional[int] = None, duration_ms: int = SPIKE_DURATION_MS) -> None:
+        self.url, self.start_ms, self.duration_ms = url, start_ms, duration_ms
+
+    def matches(self, url: Optional[str], at: int) -> bool:
+        if not url or self.start_ms is None or not self.start_ms <= at < self.start_ms + self.duration_ms:
+            return False
+        from urllib.parse import urlsplit
+        bare = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        wanted = self.url.rstrip("/")
+        return bare == wanted or (wanted.startswith("/") and urlsplit(bare).path.rstrip("/") == wanted)
+
+    def inject(self, events: list[dict], rng: random.Random) -> list[dict]:
+        extra = []
+        for e in events:
+            if e["type"] == "navigate" and self.matches(e.get("url"), e["timestamp"]):
+                base = {k: v for k, v in e.items() if k not in ("event_id", "type", "properties", "timestamp")}
+                t = e["timestamp"] + _between(rng, 300, 500)
+                extra.append(dict(base, event_id=f"{e['event_id']}-spike-rage", type="rage-click", timestamp=t,
+                                  target={"selector": SPIKE_SELECTOR[0], "text": SPIKE_SELECTOR[1]},
+                                  properties={"count": _between(rng, 3, 6)}))
+                extra.append(dict(base, event_id=f"{e['event_id']}-spike-error", type="console-error",
+                                  timestamp=t + 40, error={"message": SPIKE_ERROR}))
+        if not extra:
+            return events
+        return sorted(events + extra, key=itemgetter("timestamp"))
+
+
 def simulate(sessions: int, seed: int = 0, start_ms: Optional[int] = None, site: str = "https://shop.example.com",
              *, frustration_rate: float = 0.15, checkout_failure_rate: float = 0.2,
              slow_page_rate: float = 0.05, console_error_rate: float = 0.03, session_end_rate: float = 0.5,
              identified_rate: float = 0.4, disorder_rate: float = 0.01,
-             arrival_gap_ms: float = 1_500.0) -> Iterator[dict]:
+             arrival_gap_ms: float = 1_500.0, spike: Optional[Spike] = None) -> Iterator[dict]:
     """Contract event dicts for `sessions` simulated shoppers, merged in delivery (≈ time) order.
 
     Deterministic for equal arguments. `start_ms` (epoch ms) is when the first visitor arrives;
@@ -432,6 +472,9 @@ def simulate(sessions: int, seed: int = 0, start_ms: Optional[int] = None, site:
     arrivals = random.Random(seed ^ 0x5EED)
     delays = random.Random(seed ^ 0xDE1A)
     next_start = DEFAULT_START_MS if start_ms is None else int(start_ms)
+    if spike is not None and spike.start_ms is None:  # arrivals are ~arrival_gap_ms apart
+        spike = Spike(spike.url, next_start + int(sessions * arrival_gap_ms * SPIKE_AT), spike.duration_ms)
+    spike_rng = random.Random(seed ^ 0x5B1CE)
     created = 0
     # Events wait in `pending`, sorted by delivery time, until no session still to be created can
     # deliver earlier: every event of a later session is due at or after that session's start.
@@ -441,7 +484,10 @@ def simulate(sessions: int, seed: int = 0, start_ms: Optional[int] = None, site:
     while created < sessions or pending:
         batch_end = min(sessions, created + _BATCH_SESSIONS)
         while created < batch_end:
-            pending.extend(_with_delivery(sim.session(created, next_start), disorder_rate, delays))
+            events = sim.session(created, next_start)
+            if spike is not None:
+                events = spike.inject(events, spike_rng)
+            pending.extend(_with_delivery(events, disorder_rate, delays))
             created += 1
             next_start += int(arrivals.expovariate(1.0 / arrival_gap_ms)) + 1
         pending.sort(key=by_due)

@@ -1,6 +1,6 @@
 """The top-level folders are layers; imports run one way, from the command line down to config.
 
-    config  <-  schemas  <-  aggregates  <-  sinks  <-  streams  <-  api  <-  replaylens (command line)
+    config  <-  schemas  <-  aggregates  <-  sinks  <-  alerts  <-  streams  <-  api  <-  replaylens (command line)
 
 Any later layer (api, alerts, ...) must be added to LAYERS at its place. Installed, every folder
 lives under the `replaylens.` name; a bare `import schemas` would work only from a checkout.
@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["config", "schemas", "aggregates", "sinks", "streams", "api", "replaylens"]
+LAYERS = ["config", "schemas", "aggregates", "sinks", "alerts", "streams", "api", "replaylens"]
 LEVEL = {name: i for i, name in enumerate(LAYERS)}
 
 

@@ -1,0 +1,482 @@
+"""Alerting adapters around the pure engine (alerts/): on Kafka, and in the embedded run.
+
+On Kafka, two consumer groups of their own keep alerting out of the sessionize loop:
+
+1. map (`<app_id>-alerts-map`): reads the events, closed-sessions and summaries topics (each
+   worker its share of partitions), turns messages into observations (alerts/observations.py)
+   and re-keys them by normalized URL onto `<app_id>-alert-observations`. A new group starts
+   at the end of the topics (alerting is about now), and records older than a few windows are
+   skipped, so a backlog after an outage is not mistaken for a spike.
+2. evaluate (`<app_id>-alerts-eval`): all observations of one URL meet in one partition, so
+   one worker counts each URL (and the site, `*`) exactly. A timer advances the engine on the
+   wall clock; alerts go to the alerts topic keyed `<url>|<signal>` (and to the webhooks).
+   Each URL's state (windows, open spikes, cooldowns, held alerts) is written to the compacted
+   `<app_id>-alert-state` topic in the partition of the URL, after the alerts it produced, and
+   before observation offsets are committed; a worker newly assigned a partition reads it back
+   first, so a restart neither re-fires an open spike nor loses one (a crash between an alert
+   and its state re-sends the same alert_id: consumers dedupe by it).
+
+Baselines come from this worker's aggregates (every worker holds all of them): same hour of day
+over the rolling window, else the recent hours, else the engine's own recent windows.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from replaylens.alerts.baseline import AGGREGATE_COUNTER, HOUR_MS, Baseline, hourly_baseline
+from replaylens.alerts.engine import AlertEngine
+from replaylens.alerts.format import payload_for
+from replaylens.alerts.observations import Observation, ObservationExtractor
+from replaylens.config.alert_rules import AlertRules
+from replaylens.config.settings import Settings
+from replaylens.sinks.links import LinkSettings
+from replaylens.streams.app import expected_partition, read_state_partition
+
+log = logging.getLogger("replaylens.alerts")
+
+STATE_MAX_BYTES = 8 * 1024 * 1024     # one URL's state: windows of sessions, seen ids
+STATE_FLUSH_S = 1.0                   # state is written (then offsets committed) this often
+MAP_BATCH_MS = 200
+MAX_TICK_S = 1.0
+STALE_WINDOWS = 3                     # map: records older than this many windows are skipped,
+MIN_STALE_MS = 60_000                 # ...but never younger than this (a worker restart)
+# The event types that can be incidents: anything else is skipped without decoding it.
+_INCIDENT_TYPE = re.compile(rb'"type"\s*:\s*"(?:rage-click|dead-click|error-click|mouse-thrash|'
+                            rb'console-error|network-error|web-vitals)"')
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def alert_key(alert: dict[str, Any]) -> bytes:
+    return f"{alert['url']}|{alert['signal']}".encode()
+
+
+def make_engine(settings: Settings, baselines: Optional[Callable[[str, str, int], Optional[Baseline]]] = None,
+                rules: Optional[AlertRules] = None) -> AlertEngine:
+    links = LinkSettings(settings.link_template, settings.replay_base_url)
+    kwargs: dict[str, Any] = {"link": links.link}
+    if baselines is not None:
+        kwargs["baselines"] = baselines
+    return AlertEngine(rules or settings.rules, **kwargs)
+
+
+class AggregateBaselines:
+    """Hourly counts of a URL's signal from the aggregates, cached per URL and hour."""
+
+    def __init__(self, store: Any, rules: AlertRules, window_days: int) -> None:
+        self.store, self.rules, self.window_days = store, rules, window_days
+        self._cache: dict[tuple[str, int], dict[str, dict[int, float]]] = {}
+
+    def __call__(self, url: str, signal: str, at_ms: int) -> Optional[Baseline]:
+        counter = AGGREGATE_COUNTER.get(signal)
+        if counter is None or self.store is None:
+            return None
+        hours = self._hours(url, at_ms).get(counter) or {}
+        return hourly_baseline(hours, at_ms, self.rules.window_ms, self.rules.baseline_min_days,
+                               self.rules.baseline_recent_hours)
+
+    def _hours(self, url: str, at_ms: int) -> dict[str, dict[int, float]]:
+        hour = at_ms - at_ms % HOUR_MS
+        key = (url, hour)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        columns = sorted(set(AGGREGATE_COUNTER.values()))
+        start = hour - self.window_days * 24 * HOUR_MS
+        try:
+            _cols, rows = self.store.query(
+                f"SELECT epoch_ms(bucket), {', '.join(columns)} FROM url_hourly "
+                "WHERE url = ? AND bucket >= epoch_ms(?) AND bucket < epoch_ms(?)", [url, start, hour])
+        except Exception as exc:  # a closed or busy store must not stop alerting
+            log.warning("alert baselines: aggregates unreadable (%s); using recent windows", exc)
+            return {}
+        result: dict[str, dict[int, float]] = {c: {} for c in columns}
+        for row in rows:
+            for i, column in enumerate(columns, start=1):
+                result[column][int(row[0])] = float(row[i])
+        self._cache[key] = result
+        return result
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+def webhook_sender(settings: Settings, **policy_overrides: Any) -> Any:
+    """The shared guarded sender (sinks/webhooks.py) under the REPLAYLENS_WEBHOOK_* limits."""
+    from replaylens.sinks.webhooks import WebhookPolicy, WebhookSender
+
+    if hasattr(settings, "webhook_allow_networks"):
+        policy = WebhookPolicy.from_settings(settings, **policy_overrides)
+    else:  # settings of the API's webhooks not merged yet: its defaults (public addresses only)
+        policy = WebhookPolicy(**policy_overrides)
+    return WebhookSender(policy)
+
+
+class AlertDelivery:
+    """Posts every alert to the configured webhooks in the background (Slack text or JSON)."""
+
+    def __init__(self, targets: Iterable[Any], sender: Any) -> None:
+        self.targets, self.sender = list(targets), sender
+        self.results: list[Any] = []
+        self._pending: set[asyncio.Task] = set()
+
+    async def deliver(self, alert: dict[str, Any]) -> list[Any]:
+        results = await asyncio.gather(*(self.sender.deliver(t.url, payload_for(alert, t.format))
+                                         for t in self.targets))
+        for r in results:
+            if not r.delivered:
+                log.warning("alert %s not delivered to a webhook: %s", alert["alert_id"], r.reason)
+        self.results += results
+        return list(results)
+
+    def submit(self, alert: dict[str, Any]) -> None:
+        if not self.targets:
+            return
+        task = asyncio.create_task(self.deliver(alert))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=timeout_s)
+        await self.sender.close()
+
+
+# -- Kafka --------------------------------------------------------------------------------------
+async def ensure_alert_topics(s: Settings) -> None:
+    """The alerts topic and the two internal ones (same partition count as the pipeline)."""
+    configs = {s.alert_state_topic: {"cleanup.policy": "compact", "max.message.bytes": str(STATE_MAX_BYTES)}}
+    names = [s.topic_alerts, s.alert_observations_topic, s.alert_state_topic]
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        missing = [n for n in names if n not in set(await admin.list_topics())]
+        if missing:
+            try:
+                await admin.create_topics([NewTopic(n, s.topic_partitions, s.topic_replication,
+                                                    topic_configs=configs.get(n, {})) for n in missing])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, service: "AlertService") -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.service.release({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.service.load({tp.partition for tp in assigned})
+
+
+class AlertService:
+    """The two alerting stages of one worker (see the module docstring)."""
+
+    def __init__(self, settings: Settings, store: Any = None, delivery: Optional[AlertDelivery] = None) -> None:
+        self.s = settings
+        self.rules = settings.rules
+        baselines = AggregateBaselines(store, self.rules, settings.aggregate_window_days) if store is not None else None
+        self.engine = make_engine(settings, baselines, self.rules)
+        self.extractor = ObservationExtractor.from_settings(settings)
+        self.delivery = delivery
+        self.lock = asyncio.Lock()
+        self.partitions = settings.topic_partitions
+        self.published = 0
+        self.mapped = 0
+        self._tasks: list[asyncio.Task] = []
+        self._consumers: list[AIOKafkaConsumer] = []
+        self._producer: Optional[AIOKafkaProducer] = None
+        self._eval: Optional[AIOKafkaConsumer] = None
+
+    async def start(self) -> None:
+        s = self.s
+        await ensure_alert_topics(s)
+        self._producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=5,
+                                          max_request_size=STATE_MAX_BYTES)
+        await self._producer.start()
+        # URL -> partition as the producer places observations (the topic may predate us).
+        self.partitions = len(await self._producer.partitions_for(s.alert_observations_topic))
+        mapper = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-alerts-map",
+                                  enable_auto_commit=False, auto_offset_reset="latest")
+        mapper.subscribe([s.topic_events, s.topic_closed_sessions, s.topic_summaries])
+        self._eval = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-alerts-eval",
+                                      enable_auto_commit=False, auto_offset_reset="earliest")
+        self._eval.subscribe([s.alert_observations_topic], listener=_Rebalance(self))
+        for consumer in (mapper, self._eval):
+            await consumer.start()
+            self._consumers.append(consumer)
+        self._tasks = [asyncio.create_task(self._map(mapper), name="alerts-map"),
+                       asyncio.create_task(self._evaluate(), name="alerts-evaluate"),
+                       asyncio.create_task(self._tick(), name="alerts-tick")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._producer is not None and self._eval is not None:
+            async with self.lock:   # the last state, then the offsets it covers
+                await self._persist()
+            try:
+                await self._eval.commit()
+            except Exception as exc:
+                log.info("alerts: commit at stop failed: %s", exc)
+        for consumer in self._consumers:
+            await consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self.delivery is not None:
+            await self.delivery.close()
+
+    # -- stage 1: map ---------------------------------------------------------------------------
+    def observations_of(self, topic: str, value: bytes) -> list[Observation]:
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return []   # the sessionize stage dead-letters bad events; alerting just skips them
+        if not isinstance(data, dict):
+            return []
+        try:
+            if topic == self.s.topic_events:
+                return self.extractor.from_event(data)
+            if topic == self.s.topic_closed_sessions:
+                return self.extractor.from_closed_session(data)
+            return self.extractor.from_summary(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            log.debug("alerts: skipped a %s record: %s", topic, exc)
+            return []
+
+    async def _map(self, consumer: AIOKafkaConsumer) -> None:
+        topic = self.s.alert_observations_topic
+        stale_ms = max(self.rules.window_ms * STALE_WINDOWS, MIN_STALE_MS)
+        while True:
+            batches = await consumer.getmany(timeout_ms=MAP_BATCH_MS, max_records=5_000)
+            if not batches:
+                continue
+            oldest = wall_ms() - stale_ms
+            pending = []
+            for tp, records in batches.items():
+                for rec in records:
+                    if rec.value is None or rec.timestamp < oldest:
+                        continue
+                    for obs in self.observations_of(tp.topic, rec.value):
+                        pending.append(await self._producer.send(
+                            topic, key=obs.url.encode(), value=orjson.dumps(obs.to_dict())))
+            if pending:
+                await asyncio.gather(*pending)
+                self.mapped += len(pending)
+            await consumer.commit()
+
+    # -- stage 2: evaluate ----------------------------------------------------------------------
+    def partition_of(self, url: str) -> int:
+        return expected_partition(url, self.partitions)
+
+    async def load(self, partitions: set[int]) -> None:
+        """Resume the alert state of newly assigned partitions before counting their observations."""
+        async with self.lock:
+            for p in partitions:
+                states = await read_state_partition(self.s.kafka_bootstrap, self.s.alert_state_topic, p)
+                for data in states.values():
+                    self.engine.import_state(data)
+                if states:
+                    log.info("alerts: partition %s resumed %s URL states", p, len(states))
+
+    async def release(self, partitions: set[int]) -> None:
+        async with self.lock:
+            await self._persist()
+            if self._eval is not None:
+                try:
+                    await self._eval.commit()
+                except Exception as exc:  # a rebalance in progress: the state is written anyway
+                    log.info("alerts: commit at revoke failed: %s", exc)
+            self.engine.forget([u for u in list(self.engine.states) if self.partition_of(u) in partitions])
+
+    async def _persist(self) -> None:
+        pending = []
+        for url in self.engine.drain_dirty():
+            data = self.engine.export_state(url)
+            pending.append(await self._producer.send(
+                self.s.alert_state_topic, key=url.encode(), partition=self.partition_of(url),
+                value=None if data is None else orjson.dumps(data)))
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def _evaluate(self) -> None:
+        last_flush = 0.0
+        while True:
+            batches = await self._eval.getmany(timeout_ms=MAP_BATCH_MS, max_records=5_000)
+            flush = bool(batches) and time.monotonic() - last_flush >= STATE_FLUSH_S
+            async with self.lock:
+                now = wall_ms()
+                for records in batches.values():
+                    self.engine.observe(_decoded(records), now)
+                if flush:
+                    await self._persist()
+            if flush:  # outside the lock: a commit may wait for a rebalance, whose hooks take it
+                try:
+                    await self._eval.commit()
+                except Exception as exc:
+                    log.info("alerts: commit failed (rebalance?): %s", exc)
+                last_flush = time.monotonic()
+
+    async def _tick(self) -> None:
+        interval = min(MAX_TICK_S, self.rules.step_ms / 2000)
+        while True:
+            await asyncio.sleep(interval)
+            await self.tick(wall_ms() - self.rules.evaluation_delay_ms)
+
+    def write_status(self) -> None:
+        """<data_dir>/alerts-status.json: what this worker's alerting is doing (atomic replace)."""
+        open_spikes = [{"url": st.url, "signal": sig, "since": tr.open.get("fired_at")}
+                       for st in self.engine.states.values() for sig, tr in st.tracks.items() if tr.open]
+        status = {"written_at": wall_ms(), "observations_mapped": self.mapped, "alerts_published": self.published,
+                  "urls_tracked": len(self.engine.states), "open_spikes": open_spikes,
+                  "evaluated_until": self.engine.evaluated_until}
+        path = Path(self.s.data_dir) / "alerts-status.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(status, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+
+    async def tick(self, now_ms: int) -> list[dict[str, Any]]:
+        async with self.lock:
+            alerts = self.engine.advance(now_ms)
+            if alerts:
+                await asyncio.gather(*[await self._producer.send(
+                    self.s.topic_alerts, key=alert_key(a), value=orjson.dumps(a)) for a in alerts])
+                self.published += len(alerts)
+            await self._persist()
+        self.write_status()
+        for a in alerts:
+            log.warning("alert: %s", a["text"].splitlines()[0])
+            if self.delivery is not None:
+                self.delivery.submit(a)
+        return alerts
+
+
+def _decoded(records: Iterable[Any]) -> list[Observation]:
+    out = []
+    for r in records:
+        try:
+            out.append(Observation.from_dict(orjson.loads(r.value)))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("alerts: skipped a malformed observation at offset %s", r.offset)
+    return out
+
+
+def attach_alerting(s: Settings) -> Callable[[Any, Any], None]:
+    """Faust hook: start the alert service with the worker (after the closed-session stage, whose
+    aggregates store gives the baselines), stop it before shutdown."""
+
+    def attach(app: Any, runtime: Any) -> None:
+        if not s.rules.enabled:
+            return
+        store = getattr(getattr(runtime, "closed_stage", None), "store", None)
+        delivery = AlertDelivery(s.alert_webhooks, webhook_sender(s)) if s.alert_webhooks else None
+        service = AlertService(s, store, delivery)
+        runtime.alerts = service
+
+        @app.task
+        async def start_alerts() -> None:
+            await service.start()
+
+        @app.on_before_shutdown.connect
+        async def stop_alerts(app_: Any, **kwargs: Any) -> None:
+            await service.stop()
+
+    return attach
+
+
+def chain(*attaches: Optional[Callable[[Any, Any], None]]) -> Callable[[Any, Any], None]:
+    """Several worker hooks as one, run in order."""
+
+    def attach(app: Any, runtime: Any) -> None:
+        for hook in attaches:
+            if hook is not None:
+                hook(app, runtime)
+
+    return attach
+
+
+# -- the embedded run ---------------------------------------------------------------------------
+class EmbeddedAlerts:
+    """The engine on event time for `replaylens run`: alerts to <data_dir>/alerts.ndjson."""
+
+    def __init__(self, settings: Settings, store: Any = None) -> None:
+        self.rules = settings.rules
+        baselines = AggregateBaselines(store, self.rules, settings.aggregate_window_days) if store is not None else None
+        self.engine = make_engine(settings, baselines, self.rules)
+        self.extractor = ObservationExtractor.from_settings(settings)
+        self.path = settings.alerts_path or settings.data_dir / "alerts.ndjson"
+        self.alerts: list[dict[str, Any]] = []
+        self.clock: Optional[int] = None
+        self._next_step: Optional[int] = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "wb")
+
+    def feed_raw(self, raw: Any) -> None:
+        """One raw event message: most carry nothing to count and are skipped without decoding."""
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        if _INCIDENT_TYPE.search(data) is None:
+            return
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(event, dict):
+            return
+        ts = event.get("timestamp")
+        if isinstance(ts, int) and (self.clock is None or ts > self.clock):
+            self.clock = ts
+        if self.clock is None:
+            return
+        try:
+            observations = self.extractor.from_event(event)
+        except (TypeError, ValueError, AttributeError):
+            return
+        self.engine.observe(observations, self.clock)
+        self._maybe_advance()
+
+    def feed_closed(self, sessions: Iterable[dict[str, Any]], summaries: Iterable[Any] = ()) -> None:
+        if self.clock is None:
+            return
+        observations = [o for s in sessions for o in self.extractor.from_closed_session(s)]
+        for summary in summaries:
+            data = summary if isinstance(summary, dict) else summary.model_dump(mode="json")
+            observations += self.extractor.from_summary(data)
+        self.engine.observe(observations, self.clock)
+
+    def _maybe_advance(self) -> None:
+        if self._next_step is None or self.clock >= self._next_step:
+            self._write(self.engine.advance(self.clock))
+            step = self.rules.step_ms
+            self._next_step = self.clock - self.clock % step + step
+
+    def _write(self, alerts: list[dict[str, Any]]) -> None:
+        if alerts:
+            self.alerts += alerts
+            self._file.write(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
+
+    def close(self) -> None:
+        if self.clock is not None:
+            self._write(self.engine.advance(self.clock))
+        self._file.close()
