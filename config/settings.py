@@ -5,10 +5,13 @@ Every knob of the pipeline lives here with its default; README 'Configuration' l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from replaylens.config.goals import DEFAULT_GOALS, Goal
+from replaylens.config.privacy import DEFAULT_ALLOWED_PROPERTY_KEYS, DEFAULT_ALLOWED_QUERY_PARAMS
 
 
 class Settings(BaseSettings):
@@ -97,11 +100,38 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, description='HTTP API port')
     log_level: str = Field(default="INFO", description='Log level of the worker')
 
+    # --- Summaries and privacy (issue 11): goals, incidents, URL/property masking, identity, LLM
+    privacy_allowed_query_params: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_QUERY_PARAMS),
+        description="URL query parameters whose values pass unmasked (globs like utm_* allowed); every other value becomes [masked]")
+    privacy_allowed_property_keys: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_PROPERTY_KEYS),
+        description="Event property keys whose values pass (after the free-text rules); every other value becomes [masked]")
+    privacy_identity_secret: str = Field(
+        default="", description="SECRET key of the HMAC that replaces user emails and org names (set it in production; a lookup recomputes the hash)")
+    privacy_keep_identity: bool = Field(
+        default=False, description="Keep user emails and org names as sent instead of their keyed hash (SENSITIVE)")
+    privacy_dead_letter_keep_raw: bool = Field(
+        default=False, description="Dead letters also keep the raw message bytes, unmasked, as original_base64 (SENSITIVE)")
+    summary_goals: list[Goal] = Field(
+        default_factory=lambda: [g.model_copy() for g in DEFAULT_GOALS],
+        description="Goals whose reach or abandonment is the outcome: JSON list of {name, events, url_patterns, start_events, start_url_patterns}; the first goal reached wins")
+    summary_report_nonblocking_errors: bool = Field(
+        default=True, description="List errors the user got past (the goal was reached after them) as low-severity issues; false leaves them out")
+    llm_context_tokens: int = Field(
+        default=8_192, gt=0, description="Context window of the served model, tokens: prompt + max output must fit in it")
+
 
     @property
     def state_topic(self) -> str:
         """Compacted topic holding the open sessions (one record per session id)."""
         return f"{self.app_id}-open-sessions"
+
+
+def setting_default(name: str) -> Any:
+    """The documented default of one setting: code that needs a default takes it from here."""
+    f = Settings.model_fields[name]
+    return f.default_factory() if f.default_factory else f.default
 
 
 def settings_markdown() -> str:
@@ -111,6 +141,8 @@ def settings_markdown() -> str:
         default = f.default_factory() if f.default_factory else f.default
         if isinstance(default, Path):
             default = str(default)
+        if isinstance(default, list) and default and hasattr(default[0], "model_dump"):
+            default = [item.name for item in default]  # goals: named here, spelled out in README
         shown = "" if default in ("", None) else f"`{default}`"
         rows.append(f"| `REPLAYLENS_{name.upper()}` | {shown} | {f.description or ''} |")
     return "\n".join(rows)

@@ -18,6 +18,7 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+TOKENS_PER_MESSAGE = 8  # chat-template role markers around each message
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
 JITTER = 0.25
@@ -76,10 +77,11 @@ class ChatClient:
         self._owns_session = session is None
         self._sleep = sleep
         self._rng = rng or random.Random()
-        # Flipped off for good when the server rejects them with a 400: first the schema
-        # hint inside response_format, then response_format itself.
-        self.json_schema_supported = True
-        self.json_mode_supported = True
+        # The server root (without /v1): llama.cpp and vLLM serve POST /tokenize there.
+        root = base_url.rstrip("/")
+        self.tokenize_url = (root[: -len("/v1")] if root.endswith("/v1") else root) + "/tokenize"
+        # None until asked; False once the server showed it has no /tokenize (then we estimate).
+        self.tokenizer_available: Optional[bool] = None
 
     async def __aenter__(self) -> "ChatClient":
         return self
@@ -97,6 +99,31 @@ class ChatClient:
             self._session = aiohttp.ClientSession()
             self._owns_session = True
         return self._session
+
+    async def count_tokens(self, messages: list[dict[str, str]]) -> Optional[int]:
+        """The prompt's tokens as the served model counts them, or None when the server has no
+        tokenizer endpoint (llama.cpp: {"content"} -> {"tokens"}; vLLM: {"prompt"} -> {"count"})."""
+        if self.tokenizer_available is False:
+            return None
+        text = "\n".join(m["content"] for m in messages)
+        body = {"content": text, "prompt": text, "model": self.model, "add_special": True}
+        try:
+            async with self._http().post(self.tokenize_url, json=body, timeout=self.timeout) as resp:
+                if resp.status >= 400:
+                    if resp.status < 500:  # 404/405: no such endpoint; 5xx may pass, ask again
+                        self.tokenizer_available = False
+                    return None
+                data = await resp.json(content_type=None)
+        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+        count = data.get("count") if isinstance(data, dict) else None
+        if count is None and isinstance(data, dict) and isinstance(data.get("tokens"), list):
+            count = len(data["tokens"])
+        if not isinstance(count, int):
+            self.tokenizer_available = False
+            return None
+        self.tokenizer_available = True
+        return count + TOKENS_PER_MESSAGE * len(messages)
 
     def backoff_delay(self, attempt: int) -> float:
         """Exponential backoff with jitter for the retry after `attempt` (1-based)."""
@@ -143,9 +170,9 @@ class ChatClient:
                     model: str) -> tuple[str, str]:
         body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature,
                                 "max_tokens": max_tokens, "stream": False}
-        if json_mode and self.json_mode_supported:
+        if json_mode:
             body["response_format"] = {"type": "json_object"}
-            if json_schema is not None and self.json_schema_supported:
+            if json_schema is not None:
                 body["response_format"]["schema"] = json_schema
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         rejected_json_mode = False
@@ -169,14 +196,13 @@ class ChatClient:
         except (aiohttp.ContentTypeError, ValueError) as exc:
             raise _Retryable(f"malformed response body: {exc}") from None
         if rejected_json_mode:
-            # Servers without (schema-guided) JSON mode reject the field; the prompt still asks for JSON.
+            # This request only: servers without (schema-guided) JSON mode reject the field, but a
+            # 400 may as well be about this one prompt, so the next request asks again.
             if "schema" in body["response_format"]:
-                log.info("LLM server rejected response_format.schema; continuing without it")
-                self.json_schema_supported = False
-            else:
-                log.info("LLM server rejected response_format; continuing without JSON mode")
-                self.json_mode_supported = False
-            return await self._post(messages, temperature, max_tokens, json_mode, json_schema, model)
+                log.info("LLM server rejected response_format.schema; this request goes without it")
+                return await self._post(messages, temperature, max_tokens, json_mode, None, model)
+            log.info("LLM server rejected response_format; this request goes without JSON mode")
+            return await self._post(messages, temperature, max_tokens, False, None, model)
         return _content_of(data), str(data.get("model") or model)
 
 

@@ -1,0 +1,112 @@
+"""Where a session got with each goal: set out for it, reached it, or neither (pure).
+
+Goals come from settings (`config/goals.py`); this module compiles them once and follows one
+session's events through them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from replaylens.config.goals import Goal
+from replaylens.sinks.describe import Event, url_path
+from replaylens.sinks.vocabulary import CLICK_TYPES, is_submit_click, names, norm
+
+
+def _pattern(patterns: Iterable[str]) -> Optional[re.Pattern[str]]:
+    joined = "|".join(f"(?:{p})" for p in patterns)
+    return re.compile(joined, re.I) if joined else None
+
+
+@dataclass(frozen=True)
+class CompiledGoal:
+    goal: Goal
+    reach_names: frozenset[str]
+    reach_urls: Optional[re.Pattern[str]]
+    start_names: frozenset[str]
+    start_urls: Optional[re.Pattern[str]]
+    start_clicks: Optional[re.Pattern[str]]
+
+    @classmethod
+    def of(cls, goal: Goal) -> "CompiledGoal":
+        return cls(goal, names(goal.events), _pattern(goal.url_patterns), names(goal.start_events),
+                   _pattern(goal.start_url_patterns), _pattern(goal.start_click_patterns))
+
+    @property
+    def name(self) -> str:
+        return self.goal.name
+
+    @property
+    def reached_on_leaving(self) -> bool:
+        """A form goal without a reach event or page is reached by leaving its page after a
+        submit that did not fail (a log-in lands on the dashboard)."""
+        return not self.reach_urls and self.start_urls is not None
+
+    def is_goal_page(self, url: Optional[str]) -> bool:
+        return bool(url) and self.start_urls is not None and bool(self.start_urls.search(url_path(url)))
+
+    def reached_by(self, event: Event) -> bool:
+        etype = event.get("type")
+        if etype == "custom":
+            return norm(event.get("name")) in self.reach_names
+        if etype == "navigate" and self.reach_urls is not None:
+            return bool(self.reach_urls.search(url_path(event.get("url"))))
+        return False
+
+    def started_by(self, event: Event) -> bool:
+        etype = event.get("type")
+        if etype == "custom":
+            return norm(event.get("name")) in self.start_names
+        if etype == "navigate":
+            return self.goal.started_by_visit and self.is_goal_page(event.get("url"))
+        if etype in CLICK_TYPES and self.start_clicks is not None:
+            target = event.get("target") or {}
+            if self.start_clicks.search(f"{target.get('text') or ''} {target.get('selector') or ''}"):
+                return True
+        # A click or an edit on the goal's page: the visitor is working on it.
+        return etype in INTERACTION_TYPES and self.is_goal_page(event.get("url"))
+
+
+def compile_goals(goals: Iterable[Goal]) -> tuple[CompiledGoal, ...]:
+    return tuple(CompiledGoal.of(g) for g in goals)
+
+
+@dataclass
+class GoalProgress:
+    goal: CompiledGoal
+    started: Optional[Event] = None
+    reached: Optional[Event] = None
+    submits: list[Event] = field(default_factory=list)
+
+
+ERROR_EVENT_TYPES = ("network-error", "console-error")
+INTERACTION_TYPES = CLICK_TYPES | {"input-change"}
+
+
+def track_goals(events: list[Event], goals: tuple[CompiledGoal, ...]) -> list[GoalProgress]:
+    """The goals this session set out for or reached, in the order of the settings."""
+    progress = {g.name: GoalProgress(g) for g in goals}
+    last_error_at = -1
+    for event in events:
+        etype = event.get("type")
+        if etype in ERROR_EVENT_TYPES:
+            last_error_at = event["timestamp"]
+        for state in progress.values():
+            goal = state.goal
+            if state.reached is not None:
+                continue
+            if goal.reached_by(event):
+                state.reached = event
+                state.started = state.started or event
+                continue
+            if goal.started_by(event):
+                state.started = state.started or event
+            if (etype in CLICK_TYPES and is_submit_click(event) and state.started is not None
+                    and goal.is_goal_page(event.get("url"))):
+                state.submits.append(event)
+            if (etype == "navigate" and goal.reached_on_leaving and state.submits
+                    and not goal.is_goal_page(event.get("url"))
+                    and last_error_at < state.submits[-1]["timestamp"]):
+                state.reached = event
+    return [p for p in progress.values() if p.started is not None or p.reached is not None]
