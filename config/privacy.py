@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -35,7 +36,7 @@ KEYED_HASH_HEX_CHARS = 24  # 96 bits: no collisions among any realistic user bas
 # escaped, or spelled out.
 _AT = r"(?:@|%40|%2540|&#64;|&#x40;|&commat;|\\u0040|\s?[\[(]at[\])]\s?)"
 _EMAIL = re.compile(rf"[A-Za-z0-9._%+-]+{_AT}[A-Za-z0-9.-]+(?:\.|%2E|\s?[\[(]dot[\])]\s?)[A-Za-z]{{2,}}", re.I)
-_AT_HINT = re.compile(r"@|%40|&#|&commat;|\\u0040|\(at\)|\[at\]", re.I)
+_AT_HINT = re.compile(r"@|%40|%2540|&#|&commat;|\\u0040|\(at\)|\[at\]", re.I)
 # 13-19 digits, optionally grouped by spaces or dashes: card-number shaped.
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
@@ -168,7 +169,7 @@ class PrivacyPolicy:
         base = self._path(base)
         if has_query:
             base += "?" + "&".join(self._param(p) for p in query.split("&") if p)
-        return self.text(base)
+        return base
 
     def _path(self, base: str) -> str:
         scheme, sep, rest = base.partition("//")
@@ -176,15 +177,21 @@ class PrivacyPolicy:
             scheme, rest = "", base
         host, slash, path = rest.partition("/") if sep else ("", "/" if rest.startswith("/") else "", rest.lstrip("/"))
         segments = [self._segment(s) for s in path.split("/")]
-        return f"{scheme}{sep}{host}{slash}{'/'.join(segments)}"
+        return f"{scheme}{sep}{self.text(host)}{slash}{'/'.join(segments)}"
 
     def _segment(self, segment: str) -> str:
-        if not segment or len(segment) < 16:
+        """One path segment: ids (numbers, UUIDs) and words stay; secrets and personal data go."""
+        if not segment or _UUID.match(segment):
             return segment
-        if _JWT.match(segment) or (_TOKEN.match(segment) and not _UUID.match(segment)):
-            return MASK
-        if not self.unmask_emails and _BASE64_TOKEN.fullmatch(segment) and _base64_email(segment):
-            return EMAIL_MASK
+        if len(segment) >= 16:
+            if _JWT.match(segment) or _TOKEN.match(segment):
+                return MASK
+            if not self.unmask_emails and _BASE64_TOKEN.fullmatch(segment) and _base64_email(segment):
+                return EMAIL_MASK
+        if "%" in segment or "@" in segment or any(c.isdigit() for c in segment):
+            decoded = _decoded(segment)
+            masked = self.text(decoded)
+            return segment if masked == decoded else masked
         return segment
 
     def _param(self, pair: str) -> str:
@@ -238,6 +245,16 @@ class PrivacyPolicy:
         digest = hmac.new(self.identity_secret.encode(), value.strip().lower().encode(),
                           hashlib.sha256).hexdigest()
         return KEYED_HASH_PREFIX + digest[:KEYED_HASH_HEX_CHARS]
+
+    def context_for_output(self, name: str, value: Any) -> Any:
+        """A session-context element (user, org, device, location) as a prompt or summary shows it."""
+        if not isinstance(value, dict):
+            return value
+        if name == "user" and value.get("email"):
+            return {**value, "email": self.display_email(value["email"])}
+        if name == "org" and value.get("name"):
+            return {**value, "name": self.identity_key(value["name"])}
+        return value
 
     def display_email(self, email: Optional[str]) -> Optional[str]:
         """How an email appears in a summary: as stored when emails may pass, else j***@domain."""
@@ -297,14 +314,43 @@ class PrivacyPolicy:
 
     # ------------------------------------------------------------------ dead letters
     def dead_letter_original(self, raw: bytes) -> dict[str, str]:
-        """What a dead letter keeps of a rejected message: the masked text, and the raw bytes only
-        when `privacy_dead_letter_keep_raw` (sensitive) is set."""
+        """What a dead letter keeps of a rejected message: the masked text (a JSON message is
+        masked field by field, like an event), and the raw bytes only when
+        `privacy_dead_letter_keep_raw` (sensitive) is set."""
         text = raw.decode("utf-8", "replace")
-        masked = self.text(_mask_urls_in_text(self, text)) or ""
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, (dict, list)):
+            masked = json.dumps(self._mask_json(decoded, None), ensure_ascii=False, separators=(",", ":"))
+        else:
+            masked = self.text(_mask_urls_in_text(self, text)) or ""
         kept = {"original": masked}
         if self.dead_letter_keep_raw:
             kept["original_base64"] = base64.b64encode(raw).decode("ascii")
         return kept
+
+    def _mask_json(self, value: Any, key: Optional[str]) -> Any:
+        """Any decoded JSON (maybe not a valid event) masked by the field names events use."""
+        if isinstance(value, dict):
+            if key == "properties":
+                return self.properties(value)
+            masked = {k: self._mask_json(v, str(k)) for k, v in value.items()}
+            if key == "org" and isinstance(value.get("name"), str):
+                masked["name"] = self.identity_key(value["name"])
+            return masked
+        if isinstance(value, list):
+            return [self._mask_json(v, key) for v in value]
+        if not isinstance(value, str):
+            return MASK if key == "value" and value is not None else value
+        if key == "value":
+            return MASK
+        if key in ("url", "request_url", "href", "referrer"):
+            return self.url(value)
+        if key == "email":
+            return self.identity_key(value)
+        return self.text(_mask_urls_in_text(self, value))
 
 
 _URL_IN_TEXT = re.compile(r"(?:https?://|/)[^\s\"'<>]*\?[^\s\"'<>]*")

@@ -100,6 +100,9 @@ class BuiltinSummarizer:
         self.links = LinkSettings(link_template, replay_base_url)
         self.policy = policy
         self.goals = compile_goals(goals if goals is not None else setting_default("summary_goals"))
+        # "completed an order" for a goal's reach event in the journey, not "triggered “Order Completed”"
+        self.goal_words = {name: g.goal.reached_words for g in self.goals for name in g.reach_names
+                           if g.goal.reached_words}
         self.vitals = vitals_thresholds
         self.report_nonblocking = report_nonblocking
 
@@ -127,7 +130,7 @@ class BuiltinSummarizer:
         issues = found.rank(issues)
         source_ids = {e.get("event_id") for e in view.events if e.get("type") in FRUSTRATION_TYPES}
         derived = [s for s in signals if s.get("event_id") not in source_ids]
-        journey = build_journey(view, derived, self.policy, link)
+        journey = build_journey(view, derived, self.policy, link, self.goal_words)
         analysis = Analysis(potential_issues=issues, journey=journey, outcome=outcome, goals=goals)
         analysis.key_insights = self.key_insights(view, analysis)
         return analysis
@@ -166,7 +169,7 @@ class BuiltinSummarizer:
         if outcome.status == "converted" and goal is not None:
             return f"Came to {_intent(goal)} and did: {outcome.evidence}"
         if outcome.status == "abandoned" and goal is not None:
-            why = f", {outcome.reason}" if outcome.reason else ""
+            why = f" ({quoted(outcome.reason)})" if outcome.reason else ""
             tries = f" after {plural(outcome.failed_attempts, 'failed attempt')}" if outcome.failed_attempts else ""
             return f"Came to {_intent(goal)} but gave up{tries}{why}"
         kinds = _unique(page_type(step.url) for step in analysis.journey)

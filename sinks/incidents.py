@@ -30,7 +30,7 @@ Signal = dict[str, Any]
 
 TRIGGER_WINDOW_MS = 5_000        # an error this soon after a click or edit on its page was set off by it
 CASCADE_WINDOW_MS = 2_000        # a second, different error this soon after one is the same failure
-AFTERMATH_WINDOW_MS = 10_000     # frustration this soon after a failure on its page belongs to it
+AFTERMATH_WINDOW_MS = 30_000     # frustration this soon after a failure on its page belongs to it
 REPEATED_EDITS = 4               # returning to one field this many separate times is form trouble
 EDIT_RUN_GAP_MS = 2_000          # pauses longer than this start a new edit of a field
 MAX_EVIDENCE = 12

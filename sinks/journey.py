@@ -15,7 +15,7 @@ from replaylens.sinks.vocabulary import (CART_NAMES, CART_VIEW_NAMES, CHECKOUT_N
 MAX_ACTIONS_PER_STEP = 6
 
 
-def describe_action(event: Event, policy: PrivacyPolicy, reached_names: frozenset[str] = frozenset()) -> Optional[str]:
+def describe_action(event: Event, policy: PrivacyPolicy, goal_words: Optional[dict[str, str]] = None) -> Optional[str]:
     """A few words for one event in a journey step, or None when not worth saying."""
     etype = event.get("type")
     if etype == "click":
@@ -35,15 +35,17 @@ def describe_action(event: Event, policy: PrivacyPolicy, reached_names: frozense
     if etype in ("copy", "paste"):
         return "copied text" if etype == "copy" else "pasted text"
     if etype == "custom":
-        return describe_custom(event, policy, reached_names)
+        return describe_custom(event, policy, goal_words)
     if etype == "navigate":
         term = search_term(event, policy)
         return f"searched for {quoted(term)}" if term and is_search(event, policy) else None
     return None
 
 
-def describe_custom(event: Event, policy: PrivacyPolicy, reached_names: frozenset[str] = frozenset()) -> str:
+def describe_custom(event: Event, policy: PrivacyPolicy, goal_words: Optional[dict[str, str]] = None) -> str:
     name = norm(event.get("name"))
+    if goal_words and name in goal_words:
+        return goal_words[name]
     item = product_name(event, policy)
     if name in CART_NAMES:
         return f"added {quoted(item)} to the cart" if item else "added an item to the cart"
@@ -59,11 +61,12 @@ def describe_custom(event: Event, policy: PrivacyPolicy, reached_names: frozense
     return f"triggered {quoted(clip(policy.text(event.get('name') or '') or '', 50))}"
 
 
-def page_actions(items: list[dict[str, Any]], policy: PrivacyPolicy) -> list[str]:
+def page_actions(items: list[dict[str, Any]], policy: PrivacyPolicy,
+                 goal_words: Optional[dict[str, str]] = None) -> list[str]:
     """Distinct actions in order; when there are more than fit, the last says how many more."""
     actions: list[str] = []
     for item in items:
-        text = describe_action(item, policy)
+        text = describe_action(item, policy, goal_words)
         if text and text not in actions:
             actions.append(text)
     if len(actions) > MAX_ACTIONS_PER_STEP:
@@ -73,7 +76,7 @@ def page_actions(items: list[dict[str, Any]], policy: PrivacyPolicy) -> list[str
 
 
 def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], policy: PrivacyPolicy,
-                  link: Callable[[int], str]) -> list[JourneyStep]:
+                  link: Callable[[int], str], goal_words: Optional[dict[str, str]] = None) -> list[JourneyStep]:
     """One step per page view in order, with time on page and what the user did there.
 
     `derived_signals` are the frustration signals the source did not send as events (those are
@@ -91,8 +94,8 @@ def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], poli
         while stop < len(items) and (end is None or items[stop]["timestamp"] < end):
             stop += 1
         steps.append(JourneyStep(
-            url=policy.url(page["url"]) or page["url"], entered_at=start,
+            url=policy.url(page["url"]) or "", entered_at=start,
             time_on_page_ms=int(page.get("time_on_page_ms") or 0), link=link(start),
-            actions=page_actions(items[cursor:stop], policy)))
+            actions=page_actions(items[cursor:stop], policy, goal_words)))
         cursor = stop
     return steps

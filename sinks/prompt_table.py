@@ -157,8 +157,7 @@ def context_lines(context: dict[str, Any], cells: Cells) -> list[str]:
     lines = []
     for name, value in context.items():
         if value:
-            if name == "user" and isinstance(value, dict) and value.get("email"):
-                value = {**value, "email": cells.policy.display_email(value["email"])}
+            value = cells.policy.context_for_output(name, value)
             text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
             lines.append(f"{name}: {cells.fence(text, MAX_CONTEXT_CHARS)}")
     return lines

@@ -86,7 +86,7 @@ def test_only_selected_context_reaches_the_prompt():
     profile = SummaryProfile(id="no-user", context={"exclude_user_context": True, "exclude": ["location"]})
     text = user_text(prompt_for(checkout_session(), profile))
     assert "\nuser:" not in text and "u-42" not in text and "location:" not in text
-    assert "org: «" in text and "Acme" in text
+    assert "org: «" in text and "Acme" not in text and "hmac:" in text  # an org name is identity
 
 
 def test_output_schema_is_sent_when_set_otherwise_summary_and_insights_shape():
