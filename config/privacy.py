@@ -47,6 +47,10 @@ _TOKEN = re.compile(r"^(?=[\w\-.~=]*\d)(?=[\w\-.~=]*[A-Za-z])[\w\-.~=]{20,}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _MAX_DECODE_ROUNDS = 3
+_DIGIT = re.compile(r"\d")
+# Masked texts and URLs are remembered: a site's pages and labels repeat across sessions. Bounded,
+# and cleared whole when full (cheaper than LRU bookkeeping on this hot path).
+MEMO_ENTRIES = 50_000
 
 DEFAULT_ALLOWED_QUERY_PARAMS = ("utm_*", "q", "query", "search", "page", "p", "sort", "order",
                                 "lang", "locale", "ref", "category", "tab", "view", "step",
@@ -122,8 +126,12 @@ class PrivacyPolicy:
     dead_letter_keep_raw: bool = False
     _params: tuple[frozenset[str], tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _props: tuple[frozenset[str], tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _texts: dict[str, str] = field(init=False, repr=False, compare=False)
+    _urls: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_texts", {})
+        object.__setattr__(self, "_urls", {})
         object.__setattr__(self, "allowed_fields", frozenset(self.allowed_fields))
         object.__setattr__(self, "_params", _compile_names(self.allowed_query_params))
         object.__setattr__(self, "_props", _compile_names(self.allowed_property_keys))
@@ -145,13 +153,18 @@ class PrivacyPolicy:
         """Mask emails (unless allowed), card numbers, SSNs and phone numbers in free text."""
         if not text:
             return text
-        if not self.unmask_emails and _AT_HINT.search(text):
-            text = _EMAIL.sub(EMAIL_MASK, text)
-        if any(c.isdigit() for c in text):
-            text = _CARD.sub(_mask_card, text)
-            text = _SSN.sub(MASK, text)
-            text = _PHONE.sub(MASK, text)
-        return text
+        done = self._texts.get(text)
+        if done is not None:
+            return done
+        masked = text
+        if not self.unmask_emails and _AT_HINT.search(masked):
+            masked = _EMAIL.sub(EMAIL_MASK, masked)
+        if _DIGIT.search(masked):
+            masked = _CARD.sub(_mask_card, masked)
+            masked = _SSN.sub(MASK, masked)
+            masked = _PHONE.sub(MASK, masked)
+        _remember(self._texts, text, masked)
+        return masked
 
     # ------------------------------------------------------------------ URLs
     def query_param_allowed(self, name: str) -> bool:
@@ -164,11 +177,15 @@ class PrivacyPolicy:
         encoded emails found; the fragment is dropped (it is client-side state)."""
         if not url:
             return url
+        done = self._urls.get(url)
+        if done is not None:
+            return done
         head, _, _fragment = url.partition("#")
         base, has_query, query = head.partition("?")
         base = self._path(base)
         if has_query:
             base += "?" + "&".join(self._param(p) for p in query.split("&") if p)
+        _remember(self._urls, url, base)
         return base
 
     def _path(self, base: str) -> str:
@@ -188,7 +205,7 @@ class PrivacyPolicy:
                 return MASK
             if not self.unmask_emails and _BASE64_TOKEN.fullmatch(segment) and _base64_email(segment):
                 return EMAIL_MASK
-        if "%" in segment or "@" in segment or any(c.isdigit() for c in segment):
+        if "%" in segment or "@" in segment or _DIGIT.search(segment):
             decoded = _decoded(segment)
             masked = self.text(decoded)
             return segment if masked == decoded else masked
@@ -371,7 +388,13 @@ def _decoded(value: str) -> str:
 
 
 def _may_hold_pii(text: Optional[str]) -> bool:
-    return bool(text) and (_AT_HINT.search(text) is not None or any(c.isdigit() for c in text))
+    return bool(text) and (_AT_HINT.search(text) is not None or _DIGIT.search(text) is not None)
+
+
+def _remember(memo: dict[str, str], key: str, value: str) -> None:
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
 
 
 DEFAULT_POLICY = PrivacyPolicy()

@@ -50,10 +50,22 @@ class Analysis:
     goals: list[GoalProgress] = field(default_factory=list)
 
 
+_FINGERPRINTS: dict[int, tuple[SummaryProfile, str]] = {}
+
+
 def profile_fingerprint(profile: SummaryProfile) -> str:
-    """A hash of everything in the profile: edit the profile and summaries get new keys."""
+    """A hash of everything in the profile: edit the profile and summaries get new keys.
+
+    Remembered per profile object (profiles are loaded once and not changed in place)."""
+    known = _FINGERPRINTS.get(id(profile))
+    if known is not None and known[0] is profile:
+        return known[1]
     canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+    if len(_FINGERPRINTS) > 1000:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[id(profile)] = (profile, fingerprint)
+    return fingerprint
 
 
 def idempotency_key(window_id: str, profile: SummaryProfile) -> str:
@@ -342,6 +354,7 @@ class BuiltinSummarizer:
         return {"id": user.get("id"), "email": self.policy.display_email(user.get("email"))}
 
     def summarize(self, session: dict[str, Any], profile: SummaryProfile, *, generated_at: int) -> Summary:
+        """The summary; built without re-validation (every part is made here, typed)."""
         view = build_view(session, profile)
         analysis = self.analyze(view)
         base = dict(
@@ -352,13 +365,13 @@ class BuiltinSummarizer:
             ended_at=int(session["ended_at"]), key_insights=analysis.key_insights,
             potential_issues=analysis.potential_issues, journey=analysis.journey,
             outcome=analysis.outcome,
-            comparisons=[Comparison.model_validate(c) for c in view.comparisons],
+            comparisons=[Comparison.model_construct(**c) for c in view.comparisons],
         )
         if profile.llm.output_schema is None:
-            return Summary(status="READY", summary=self.render_markdown(view, analysis), **base)
+            return Summary.model_construct(status="READY", summary=self.render_markdown(view, analysis), **base)
         try:
             answer = fill_schema(profile.llm.output_schema, self.facts(view, analysis))
         except ValueError as exc:
             return Summary(status="FAILED", summary="", error=str(exc), **base)
-        return Summary(status="READY", summary=json.dumps(answer, ensure_ascii=False), **base)
+        return Summary.model_construct(status="READY", summary=json.dumps(answer, ensure_ascii=False), **base)
 

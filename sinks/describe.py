@@ -25,8 +25,20 @@ def quoted(text: str) -> str:
     return f"“{text}”"
 
 
+_PATHS: dict[str, str] = {}
+MEMO_ENTRIES = 20_000
+
+
 def url_path(url: Optional[str]) -> str:
-    return urlsplit(url).path if url else ""
+    """The path of a URL (remembered: a site's URLs repeat across sessions)."""
+    if not url:
+        return ""
+    path = _PATHS.get(url)
+    if path is None:
+        if len(_PATHS) >= MEMO_ENTRIES:
+            _PATHS.clear()
+        path = _PATHS[url] = urlsplit(url).path
+    return path
 
 
 def page_label(url: Optional[str], policy: PrivacyPolicy) -> str:

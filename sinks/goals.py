@@ -27,6 +27,9 @@ class CompiledGoal:
     start_names: frozenset[str]
     start_urls: Optional[re.Pattern[str]]
     start_clicks: Optional[re.Pattern[str]]
+    # path -> is a goal page / reaches the goal; click label -> starts it (paths and labels repeat)
+    _pages: dict[str, tuple[bool, bool]] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _clicks: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, goal: Goal) -> "CompiledGoal":
@@ -43,16 +46,39 @@ class CompiledGoal:
         submit that did not fail (a log-in lands on the dashboard)."""
         return not self.reach_urls and self.start_urls is not None
 
+    def _page(self, url: Optional[str]) -> tuple[bool, bool]:
+        """(is a goal page, reaches the goal) for a URL, remembered by path."""
+        path = url_path(url)
+        known = self._pages.get(path)
+        if known is None:
+            known = (self.start_urls is not None and bool(self.start_urls.search(path)),
+                     self.reach_urls is not None and bool(self.reach_urls.search(path)))
+            if len(self._pages) >= MEMO_ENTRIES:
+                self._pages.clear()
+            self._pages[path] = known
+        return known
+
     def is_goal_page(self, url: Optional[str]) -> bool:
-        return bool(url) and self.start_urls is not None and bool(self.start_urls.search(url_path(url)))
+        return bool(url) and self._page(url)[0]
 
     def reached_by(self, event: Event) -> bool:
         etype = event.get("type")
         if etype == "custom":
             return norm(event.get("name")) in self.reach_names
-        if etype == "navigate" and self.reach_urls is not None:
-            return bool(self.reach_urls.search(url_path(event.get("url"))))
+        if etype == "navigate":
+            return self._page(event.get("url"))[1]
         return False
+
+    def _click_starts(self, event: Event) -> bool:
+        target = event.get("target") or {}
+        label = f"{target.get('text') or ''} {target.get('selector') or ''}"
+        known = self._clicks.get(label)
+        if known is None:
+            known = self.start_clicks is not None and bool(self.start_clicks.search(label))
+            if len(self._clicks) >= MEMO_ENTRIES:
+                self._clicks.clear()
+            self._clicks[label] = known
+        return known
 
     def started_by(self, event: Event) -> bool:
         etype = event.get("type")
@@ -60,10 +86,8 @@ class CompiledGoal:
             return norm(event.get("name")) in self.start_names
         if etype == "navigate":
             return self.goal.started_by_visit and self.is_goal_page(event.get("url"))
-        if etype in CLICK_TYPES and self.start_clicks is not None:
-            target = event.get("target") or {}
-            if self.start_clicks.search(f"{target.get('text') or ''} {target.get('selector') or ''}"):
-                return True
+        if etype in CLICK_TYPES and self._click_starts(event):
+            return True
         # A click or an edit on the goal's page: the visitor is working on it.
         return etype in INTERACTION_TYPES and self.is_goal_page(event.get("url"))
 
@@ -82,31 +106,36 @@ class GoalProgress:
 
 ERROR_EVENT_TYPES = ("network-error", "console-error")
 INTERACTION_TYPES = CLICK_TYPES | {"input-change"}
+GOAL_EVENT_TYPES = INTERACTION_TYPES | {"custom", "navigate"}
+MEMO_ENTRIES = 10_000
 
 
 def track_goals(events: list[Event], goals: tuple[CompiledGoal, ...]) -> list[GoalProgress]:
     """The goals this session set out for or reached, in the order of the settings."""
-    progress = {g.name: GoalProgress(g) for g in goals}
+    progress = [GoalProgress(g) for g in goals]
     last_error_at = -1
     for event in events:
         etype = event.get("type")
         if etype in ERROR_EVENT_TYPES:
             last_error_at = event["timestamp"]
-        for state in progress.values():
-            goal = state.goal
+            continue
+        if etype not in GOAL_EVENT_TYPES:
+            continue
+        submit = etype in CLICK_TYPES and is_submit_click(event)
+        for state in progress:
             if state.reached is not None:
                 continue
+            goal = state.goal
             if goal.reached_by(event):
                 state.reached = event
                 state.started = state.started or event
                 continue
-            if goal.started_by(event):
-                state.started = state.started or event
-            if (etype in CLICK_TYPES and is_submit_click(event) and state.started is not None
-                    and goal.is_goal_page(event.get("url"))):
+            if state.started is None and goal.started_by(event):
+                state.started = event
+            if submit and state.started is not None and goal.is_goal_page(event.get("url")):
                 state.submits.append(event)
             if (etype == "navigate" and goal.reached_on_leaving and state.submits
                     and not goal.is_goal_page(event.get("url"))
                     and last_error_at < state.submits[-1]["timestamp"]):
                 state.reached = event
-    return [p for p in progress.values() if p.started is not None or p.reached is not None]
+    return [p for p in progress if p.started is not None or p.reached is not None]

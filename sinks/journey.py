@@ -93,7 +93,7 @@ def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], poli
         stop = cursor
         while stop < len(items) and (end is None or items[stop]["timestamp"] < end):
             stop += 1
-        steps.append(JourneyStep(
+        steps.append(JourneyStep.model_construct(
             url=policy.url(page["url"]) or "", entered_at=start,
             time_on_page_ms=int(page.get("time_on_page_ms") or 0), link=link(start),
             actions=page_actions(items[cursor:stop], policy, goal_words)))

@@ -123,11 +123,21 @@ def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
     return found
 
 
+_SUBMIT_LABELS: dict[str, bool] = {}
+MEMO_ENTRIES = 10_000
+
+
 def is_submit_click(event: Event) -> bool:
     if event.get("type") not in CLICK_TYPES:
         return False
     target = event.get("target") or {}
-    return bool(_SUBMIT.search(f"{target.get('selector') or ''} {target.get('text') or ''}"))
+    label = f"{target.get('selector') or ''} {target.get('text') or ''}"
+    known = _SUBMIT_LABELS.get(label)
+    if known is None:
+        if len(_SUBMIT_LABELS) >= MEMO_ENTRIES:
+            _SUBMIT_LABELS.clear()
+        known = _SUBMIT_LABELS[label] = bool(_SUBMIT.search(label))
+    return known
 
 
 _PAGE_TYPES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I), words) for p, words in (
@@ -148,10 +158,16 @@ _PAGE_TYPES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I
 ))
 
 
+_PAGE_TYPE_OF: dict[str, Optional[str]] = {}
+
+
 def page_type(url: Optional[str]) -> Optional[str]:
     """'the checkout', 'a product page': what kind of page, in plain words (None if unknown)."""
     path = url_path(url)
-    for pattern, words in _PAGE_TYPES:
-        if pattern.search(path):
-            return words
-    return None
+    if path in _PAGE_TYPE_OF:
+        return _PAGE_TYPE_OF[path]
+    found = next((words for pattern, words in _PAGE_TYPES if pattern.search(path)), None)
+    if len(_PAGE_TYPE_OF) >= MEMO_ENTRIES:
+        _PAGE_TYPE_OF.clear()
+    _PAGE_TYPE_OF[path] = found
+    return found
