@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TOKENS_PER_MESSAGE = 8  # chat-template role markers around each message
+TOKENIZE_PATHS = ("/tokenize", "/extras/tokenize/count")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
 JITTER = 0.25
@@ -77,10 +78,12 @@ class ChatClient:
         self._owns_session = session is None
         self._sleep = sleep
         self._rng = rng or random.Random()
-        # The server root (without /v1): llama.cpp and vLLM serve POST /tokenize there.
+        # The server root (without /v1): llama.cpp's server and vLLM serve POST /tokenize there,
+        # llama-cpp-python's server POST /extras/tokenize/count. Tried in order; the first that
+        # answers is kept.
         root = base_url.rstrip("/")
-        self.tokenize_url = (root[: -len("/v1")] if root.endswith("/v1") else root) + "/tokenize"
-        # None until asked; False once the server showed it has no /tokenize (then we estimate).
+        root = root[: -len("/v1")] if root.endswith("/v1") else root
+        self.tokenize_urls = [root + path for path in TOKENIZE_PATHS]
         self.tokenizer_available: Optional[bool] = None
 
     async def __aenter__(self) -> "ChatClient":
@@ -102,28 +105,29 @@ class ChatClient:
 
     async def count_tokens(self, messages: list[dict[str, str]]) -> Optional[int]:
         """The prompt's tokens as the served model counts them, or None when the server has no
-        tokenizer endpoint (llama.cpp: {"content"} -> {"tokens"}; vLLM: {"prompt"} -> {"count"})."""
+        tokenizer endpoint (llama.cpp: {"content"} -> {"tokens"}; vLLM: {"prompt"} -> {"count"};
+        llama-cpp-python: {"input"} -> {"count"})."""
         if self.tokenizer_available is False:
             return None
         text = "\n".join(m["content"] for m in messages)
-        body = {"content": text, "prompt": text, "model": self.model, "add_special": True}
-        try:
-            async with self._http().post(self.tokenize_url, json=body, timeout=self.timeout) as resp:
-                if resp.status >= 400:
-                    if resp.status < 500:  # 404/405: no such endpoint; 5xx may pass, ask again
-                        self.tokenizer_available = False
-                    return None
-                data = await resp.json(content_type=None)
-        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
-            return None
-        count = data.get("count") if isinstance(data, dict) else None
-        if count is None and isinstance(data, dict) and isinstance(data.get("tokens"), list):
-            count = len(data["tokens"])
-        if not isinstance(count, int):
-            self.tokenizer_available = False
-            return None
-        self.tokenizer_available = True
-        return count + TOKENS_PER_MESSAGE * len(messages)
+        body = {"content": text, "prompt": text, "input": text, "model": self.model, "add_special": True}
+        for url in list(self.tokenize_urls):
+            try:
+                async with self._http().post(url, json=body, timeout=self.timeout) as resp:
+                    if resp.status >= 500:
+                        return None  # may pass: ask again next time
+                    data = await resp.json(content_type=None) if resp.status < 400 else None
+            except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
+                return None
+            count = _token_count(data)
+            if count is None:
+                self.tokenize_urls.remove(url)  # no tokenizer here
+                continue
+            self.tokenize_urls = [url]
+            self.tokenizer_available = True
+            return count + TOKENS_PER_MESSAGE * len(messages)
+        self.tokenizer_available = False
+        return None
 
     def backoff_delay(self, attempt: int) -> float:
         """Exponential backoff with jitter for the retry after `attempt` (1-based)."""
@@ -204,6 +208,16 @@ class ChatClient:
             log.info("LLM server rejected response_format; this request goes without JSON mode")
             return await self._post(messages, temperature, max_tokens, False, None, model)
         return _content_of(data), str(data.get("model") or model)
+
+
+def _token_count(data: Any) -> Optional[int]:
+    if not isinstance(data, dict):
+        return None
+    count = data.get("count")
+    if isinstance(count, int):
+        return count
+    tokens = data.get("tokens")
+    return len(tokens) if isinstance(tokens, list) else None
 
 
 def _content_of(data: Any) -> str:
