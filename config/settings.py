@@ -65,10 +65,6 @@ class Settings(BaseSettings):
     summary_slow_page: Literal["good", "poor"] = Field(
         default="poor", description="A page is a slow-page issue when a Core Web Vital is worse than Google's "
         "'poor' line (LCP 4 s, INP 500 ms, CLS 0.25) or already past 'good' (LCP 2.5 s, INP 200 ms, CLS 0.1)")
-    summary_converted_events: list[str] = Field(
-        default_factory=lambda: ["Order Completed", "Purchase", "Checkout Completed", "Purchase Completed",
-                                 "Order Placed", "Transaction Completed"],
-        description="Custom event names that mark a session as converted")
     site_name: str = Field(default="", description='Project data for the LLM prompt: site name')
     site_url: str = Field(default="", description='Project data for the LLM prompt: site URL')
     site_industry: str = Field(default="", description='Project data for the LLM prompt: industry')

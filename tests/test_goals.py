@@ -41,3 +41,17 @@ def test_any_product_brings_its_own_goals():
               {"timestamp": 1_700_000_003_000, "type": "custom", "name": "demo booked"}]
     assert progress(events, goals) == {"demo": (True, True)}  # names match case- and space-insensitively
     assert SITE  # the labelled sessions' site
+
+
+def test_goals_come_from_one_json_setting(monkeypatch):
+    from replaylens.config.settings import Settings
+    from replaylens.sinks.builtin import BuiltinSummarizer
+
+    monkeypatch.setenv("REPLAYLENS_SUMMARY_GOALS",
+                       '[{"name": "demo", "events": ["Demo Booked"], "start_url_patterns": ["/book"]}]')
+    settings = Settings()
+    assert [g.name for g in settings.summary_goals] == ["demo"]
+    assert [g.name for g in BuiltinSummarizer.from_settings(settings).goals] == ["demo"]
+    assert [g.name for g in Settings(_env_file=None).summary_goals] == ["demo"]  # env wins
+    monkeypatch.delenv("REPLAYLENS_SUMMARY_GOALS")
+    assert [g.name for g in Settings().summary_goals] == ["purchase", "sign-up", "log-in", "contact"]
