@@ -152,6 +152,9 @@ def attach_signals(incidents: list[Incident], signals: list[Signal]) -> list[Sig
         page = url_path(signal.get("url"))
         owner = None
         for incident in incidents:
+            if signal["type"] == "error-click" and _sets_off(signal, incident):
+                owner = incident  # the error may come from the page the click led to
+                break
             if url_path(incident.page) != page:
                 continue
             last_error = max(e["timestamp"] for e in incident.errors)
@@ -163,6 +166,11 @@ def attach_signals(incidents: list[Incident], signals: list[Signal]) -> list[Sig
         else:
             owner.signals.append(signal)
     return left
+
+
+def _sets_off(signal: Signal, incident: Incident) -> bool:
+    """An error click whose error is one of this incident's (it follows within the trigger window)."""
+    return any(0 <= e["timestamp"] - signal["timestamp"] <= TRIGGER_WINDOW_MS for e in incident.errors)
 
 
 # --------------------------------------------------------------------------- goals and severity

@@ -46,3 +46,13 @@ def test_rank_puts_blocking_failures_on_a_goal_first():
     assert [(i.severity, i.goal) for i in ranked] == [("high", "sign-up"), ("high", "purchase"),
                                                       ("medium", None), ("low", None)]
     assert DEFAULT_PROFILE.id  # issues are built from the default profile's view elsewhere
+
+
+def test_an_error_click_joins_the_error_it_set_off_on_the_next_page():
+    from replaylens.sinks.incidents import attach_signals
+
+    events = events_of(nav(0, "/product/1"), click(5, "Cart"), nav(5.5, "/cart"),
+                       {"timestamp": at(6), "type": "console-error", "error": {"message": "analytics is not defined"}})
+    incidents = group_errors(events)
+    signal = {"type": "error-click", "timestamp": at(5), "url": "https://app.test/product/1", "selector": "button"}
+    assert attach_signals(incidents, [signal]) == [] and incidents[0].signals == [signal]
