@@ -128,10 +128,12 @@ class PrivacyPolicy:
     _props: tuple[frozenset[str], tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _texts: dict[str, str] = field(init=False, repr=False, compare=False)
     _urls: dict[str, str] = field(init=False, repr=False, compare=False)
+    _memos: dict[str, dict[Any, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_texts", {})
         object.__setattr__(self, "_urls", {})
+        object.__setattr__(self, "_memos", {})
         object.__setattr__(self, "allowed_fields", frozenset(self.allowed_fields))
         object.__setattr__(self, "_params", _compile_names(self.allowed_query_params))
         object.__setattr__(self, "_props", _compile_names(self.allowed_property_keys))
@@ -165,6 +167,16 @@ class PrivacyPolicy:
             masked = _PHONE.sub(MASK, masked)
         _remember(self._texts, text, masked)
         return masked
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """A cache owned by this policy, for labels made under it (never shared with another
+        policy's, so what one lets through another never serves). Bounded by the caller."""
+        memo = self._memos.get(name)
+        if memo is None:
+            memo = self._memos[name] = {}
+        if len(memo) >= MEMO_ENTRIES:
+            memo.clear()
+        return memo
 
     # ------------------------------------------------------------------ URLs
     def query_param_allowed(self, name: str) -> bool:

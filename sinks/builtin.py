@@ -36,6 +36,7 @@ from replaylens.sinks.vocabulary import (CART_NAMES, is_custom, is_search, page_
 from replaylens.schemas.events import FRUSTRATION_TYPES
 
 MAX_LISTED = 6
+SEARCH_TYPES = frozenset({"custom", "input-change", "navigate"})
 MAX_STORY_STEPS = 10
 MAX_FRICTION_LISTED = 3
 _HELP_PATH = re.compile(r"help|support|faq|docs?|documentation|contact|knowledge|kb\b|guide", re.I)
@@ -208,7 +209,7 @@ class BuiltinSummarizer:
 
     def _shopping_insights(self, view: SessionView) -> list[str]:
         insights = []
-        searches = [e for e in view.events if is_search(e, self.policy)]
+        searches = [e for e in view.events if e.get("type") in SEARCH_TYPES and is_search(e, self.policy)]
         terms = _unique(search_term(e, self.policy) for e in searches)
         if terms:
             insights.append(f"Searched for {listing([quoted(t) for t in terms], 4)}")
@@ -354,7 +355,6 @@ class BuiltinSummarizer:
         return {"id": user.get("id"), "email": self.policy.display_email(user.get("email"))}
 
     def summarize(self, session: dict[str, Any], profile: SummaryProfile, *, generated_at: int) -> Summary:
-        """The summary; built without re-validation (every part is made here, typed)."""
         view = build_view(session, profile)
         analysis = self.analyze(view)
         base = dict(
@@ -365,13 +365,13 @@ class BuiltinSummarizer:
             ended_at=int(session["ended_at"]), key_insights=analysis.key_insights,
             potential_issues=analysis.potential_issues, journey=analysis.journey,
             outcome=analysis.outcome,
-            comparisons=[Comparison.model_construct(**c) for c in view.comparisons],
+            comparisons=[Comparison.model_validate(c) for c in view.comparisons],
         )
         if profile.llm.output_schema is None:
-            return Summary.model_construct(status="READY", summary=self.render_markdown(view, analysis), **base)
+            return Summary(status="READY", summary=self.render_markdown(view, analysis), **base)
         try:
             answer = fill_schema(profile.llm.output_schema, self.facts(view, analysis))
         except ValueError as exc:
             return Summary(status="FAILED", summary="", error=str(exc), **base)
-        return Summary.model_construct(status="READY", summary=json.dumps(answer, ensure_ascii=False), **base)
+        return Summary(status="READY", summary=json.dumps(answer, ensure_ascii=False), **base)
 

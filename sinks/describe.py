@@ -45,11 +45,17 @@ def page_label(url: Optional[str], policy: PrivacyPolicy) -> str:
     """The path (and masked query) of a URL: what a reader needs to know the page."""
     if not url:
         return "an unknown page"
-    masked = policy.url(url) or ""
-    parts = urlsplit(masked)
-    if not parts.scheme and not parts.netloc:
-        return masked or "/"
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    labels = policy.memo("page_label")
+    label = labels.get(url)
+    if label is None:
+        masked = policy.url(url) or ""
+        parts = urlsplit(masked)
+        if not parts.scheme and not parts.netloc:
+            label = masked or "/"
+        else:
+            label = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        labels[url] = label
+    return label
 
 
 def element_text(event: Event) -> Optional[str]:

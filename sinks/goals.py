@@ -110,32 +110,103 @@ GOAL_EVENT_TYPES = INTERACTION_TYPES | {"custom", "navigate"}
 MEMO_ENTRIES = 10_000
 
 
+class GoalIndex:
+    """What each URL path, click label and custom event name means for every goal at once,
+    remembered: the per-event work of `track_goals` is one dictionary lookup."""
+
+    def __init__(self, goals: tuple[CompiledGoal, ...]) -> None:
+        self.goals = goals
+        self.none = (False,) * len(goals)
+        self._pages: dict[str, tuple[tuple[bool, ...], tuple[bool, ...]]] = {}
+        self._clicks: dict[str, tuple[bool, ...]] = {}
+        self._names: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+    def page(self, url: Optional[str]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+        """(is a goal page, reaches the goal) per goal."""
+        path = url_path(url)
+        known = self._pages.get(path)
+        if known is None:
+            flags = [g._page(url) if url else (False, False) for g in self.goals]
+            known = (tuple(f[0] for f in flags), tuple(f[1] for f in flags))
+            _bounded(self._pages)[path] = known
+        return known
+
+    def click(self, event: Event) -> tuple[bool, ...]:
+        target = event.get("target") or {}
+        label = f"{target.get('text') or ''} {target.get('selector') or ''}"
+        known = self._clicks.get(label)
+        if known is None:
+            known = _bounded(self._clicks)[label] = tuple(g._click_starts(event) for g in self.goals)
+        return known
+
+    def name(self, name: Optional[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(goals it reaches, goals it starts), by index."""
+        key = norm(name)
+        known = self._names.get(key)
+        if known is None:
+            known = _bounded(self._names)[key] = (
+                tuple(i for i, g in enumerate(self.goals) if key in g.reach_names),
+                tuple(i for i, g in enumerate(self.goals) if key in g.start_names))
+        return known
+
+
+def _bounded(memo: dict) -> dict:
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()
+    return memo
+
+
+_INDEXES: dict[int, tuple[tuple[CompiledGoal, ...], GoalIndex]] = {}
+
+
+def goal_index(goals: tuple[CompiledGoal, ...]) -> GoalIndex:
+    known = _INDEXES.get(id(goals))
+    if known is None or known[0] is not goals:
+        known = _bounded(_INDEXES)[id(goals)] = (goals, GoalIndex(goals))
+    return known[1]
+
+
 def track_goals(events: list[Event], goals: tuple[CompiledGoal, ...]) -> list[GoalProgress]:
     """The goals this session set out for or reached, in the order of the settings."""
+    index = goal_index(goals)
     progress = [GoalProgress(g) for g in goals]
     last_error_at = -1
     for event in events:
         etype = event.get("type")
         if etype in ERROR_EVENT_TYPES:
             last_error_at = event["timestamp"]
-            continue
-        if etype not in GOAL_EVENT_TYPES:
-            continue
-        submit = etype in CLICK_TYPES and is_submit_click(event)
-        for state in progress:
-            if state.reached is not None:
-                continue
-            goal = state.goal
-            if goal.reached_by(event):
-                state.reached = event
-                state.started = state.started or event
-                continue
-            if state.started is None and goal.started_by(event):
-                state.started = event
-            if submit and state.started is not None and goal.is_goal_page(event.get("url")):
-                state.submits.append(event)
-            if (etype == "navigate" and goal.reached_on_leaving and state.submits
-                    and not goal.is_goal_page(event.get("url"))
-                    and last_error_at < state.submits[-1]["timestamp"]):
-                state.reached = event
+        elif etype == "custom":
+            reaches, starts = index.name(event.get("name"))
+            for i in reaches:
+                state = progress[i]
+                if state.reached is None:
+                    state.reached, state.started = event, state.started or event
+            for i in starts:
+                state = progress[i]
+                if state.started is None and state.reached is None:
+                    state.started = event
+        elif etype == "navigate":
+            pages, reaches = index.page(event.get("url"))
+            for i, state in enumerate(progress):
+                if state.reached is not None:
+                    continue
+                if reaches[i]:
+                    state.reached, state.started = event, state.started or event
+                elif pages[i]:
+                    if state.started is None and state.goal.goal.started_by_visit:
+                        state.started = event
+                elif (state.submits and state.goal.reached_on_leaving
+                      and last_error_at < state.submits[-1]["timestamp"]):
+                    state.reached = event  # left the form's page after a submit that did not fail
+        elif etype in INTERACTION_TYPES:
+            pages = index.page(event.get("url"))[0]
+            clicks = index.click(event) if etype in CLICK_TYPES else index.none
+            submit = etype in CLICK_TYPES and is_submit_click(event)
+            for i, state in enumerate(progress):
+                if state.reached is not None:
+                    continue
+                if state.started is None and (clicks[i] or pages[i]):
+                    state.started = event
+                if submit and pages[i] and state.started is not None:
+                    state.submits.append(event)
     return [p for p in progress if p.started is not None or p.reached is not None]

@@ -271,7 +271,7 @@ def _evidence(incident: Incident, rules: IssueRules) -> list[Evidence]:
     moments += [(e["timestamp"], describe_error(e, rules.policy), e.get("event_id")) for e in incident.errors]
     moments += [(s["timestamp"], _signal_moment(s, rules.policy), s.get("event_id")) for s in incident.signals]
     moments.sort(key=lambda m: m[0])
-    return [Evidence.model_construct(what=what, timestamp=int(ts), link=rules.link(int(ts)), event_id=eid)
+    return [Evidence(what=what, timestamp=int(ts), link=rules.link(int(ts)), event_id=eid)
             for ts, what, eid in moments[:MAX_EVIDENCE]]
 
 
@@ -288,7 +288,7 @@ def incident_issues(view: SessionView, signals: list[Signal], goals: list[GoalPr
         if got_past is not None and not rules.report_nonblocking:
             continue
         first = min(incident.triggers + incident.errors, key=lambda e: e["timestamp"])
-        issues.append(PotentialIssue.model_construct(
+        issues.append(PotentialIssue(
             type="error", description=describe_incident(incident, goal, got_past, blocking, rules.policy),
             url=rules.policy.url(incident.page), timestamp=int(first["timestamp"]),
             link=rules.link(int(first["timestamp"])), event_id=first.get("event_id"),
@@ -321,10 +321,10 @@ def describe_signal(signal: Signal, policy: PrivacyPolicy) -> str:
 def _issue(kind: str, description: str, moment: dict[str, Any], severity: str, rules: IssueRules,
            goal: Optional[str] = None) -> PotentialIssue:
     ts = int(moment["timestamp"])
-    return PotentialIssue.model_construct(type=kind, description=description, url=rules.policy.url(moment.get("url")),
+    return PotentialIssue(type=kind, description=description, url=rules.policy.url(moment.get("url")),
                           timestamp=ts, link=rules.link(ts), event_id=moment.get("event_id"),
                           severity=severity, goal=goal,
-                          evidence=[Evidence.model_construct(what=description, timestamp=ts, link=rules.link(ts),
+                          evidence=[Evidence(what=description, timestamp=ts, link=rules.link(ts),
                                              event_id=moment.get("event_id"))])
 
 

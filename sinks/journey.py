@@ -15,9 +15,28 @@ from replaylens.sinks.vocabulary import (CART_NAMES, CART_VIEW_NAMES, CHECKOUT_N
 MAX_ACTIONS_PER_STEP = 6
 
 
+# Events whose words depend only on their type and target: remembered across sessions.
+_BY_TARGET = frozenset({"click", "input-change", "rage-click", "dead-click", "error-click", "mouse-thrash",
+                        "copy", "paste", "console-error", "scroll", "web-vitals", "element-seen",
+                        "session-end", "highlight"})
+
+
 def describe_action(event: Event, policy: PrivacyPolicy, goal_words: Optional[dict[str, str]] = None) -> Optional[str]:
     """A few words for one event in a journey step, or None when not worth saying."""
     etype = event.get("type")
+    if etype in _BY_TARGET:
+        target = event.get("target") or {}
+        key = (etype, target.get("selector") or event.get("selector"), target.get("text") or event.get("text"))
+        actions = policy.memo("action")
+        if key in actions:
+            return actions[key]
+        words = actions[key] = _describe(event, etype, policy, goal_words)
+        return words
+    return _describe(event, etype, policy, goal_words)
+
+
+def _describe(event: Event, etype: Optional[str], policy: PrivacyPolicy,
+              goal_words: Optional[dict[str, str]]) -> Optional[str]:
     if etype == "click":
         return f"clicked {target_label(event, policy)}"
     if etype == "input-change":
@@ -93,7 +112,7 @@ def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], poli
         stop = cursor
         while stop < len(items) and (end is None or items[stop]["timestamp"] < end):
             stop += 1
-        steps.append(JourneyStep.model_construct(
+        steps.append(JourneyStep(
             url=policy.url(page["url"]) or "", entered_at=start,
             time_on_page_ms=int(page.get("time_on_page_ms") or 0), link=link(start),
             actions=page_actions(items[cursor:stop], policy, goal_words)))

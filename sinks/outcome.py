@@ -46,10 +46,10 @@ def decide_outcome(view: SessionView, goals: list[GoalProgress], issues: list[Po
         evidence = f"{_moment_words(event, policy)} at {offset(event['timestamp'])}"
         if failed:
             evidence += f", after {plural(failed, 'failed attempt')}"
-        return Outcome.model_construct(status="converted", evidence=evidence, goal=state.goal.name, failed_attempts=failed)
+        return Outcome(status="converted", evidence=evidence, goal=state.goal.name, failed_attempts=failed)
     started = [g for g in goals if g.started is not None]
     if not started:
-        return Outcome.model_construct(status="neutral")
+        return Outcome(status="neutral")
     state = max(started, key=lambda g: g.started["timestamp"])
     name = state.goal.name
     blocking = [i for i in _failures(name, issues) if i.blocking]
@@ -62,7 +62,7 @@ def decide_outcome(view: SessionView, goals: list[GoalProgress], issues: list[Po
         top = blocking[0]
         reason = top.message or top.description
         evidence += f": {plural(failed, 'attempt')} failed" + (f" with {quoted(top.message)}" if top.message else "")
-    return Outcome.model_construct(status="abandoned", evidence=evidence, goal=name, failed_attempts=failed, reason=reason)
+    return Outcome(status="abandoned", evidence=evidence, goal=name, failed_attempts=failed, reason=reason)
 
 
 def abandonment_issue(view: SessionView, outcome: Outcome, goals: list[GoalProgress],
@@ -74,6 +74,6 @@ def abandonment_issue(view: SessionView, outcome: Outcome, goals: list[GoalProgr
     event = state.started
     ts = int(event["timestamp"])
     text = f"Abandoned {outcome.goal}: {outcome.evidence}"
-    return PotentialIssue.model_construct(type="abandonment", description=text, url=policy.url(event.get("url")), timestamp=ts, link=link(ts), event_id=event.get("event_id"),
+    return PotentialIssue(type="abandonment", description=text, url=policy.url(event.get("url")), timestamp=ts, link=link(ts), event_id=event.get("event_id"),
                           severity="medium", blocking=True, goal=outcome.goal,
-                          evidence=[Evidence.model_construct(what=text, timestamp=ts, link=link(ts), event_id=event.get("event_id"))])
+                          evidence=[Evidence(what=text, timestamp=ts, link=link(ts), event_id=event.get("event_id"))])

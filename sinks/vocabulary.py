@@ -109,6 +109,8 @@ def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
     """Products viewed, named by the product link clicked just before when the URL has only an id."""
     found: list[str] = []
     for index, event in enumerate(events):
+        if event.get("type") not in ("custom", "navigate"):
+            continue
         name = product_viewed(event, policy)
         if not name:
             continue
