@@ -217,7 +217,7 @@ class BuiltinSummarizer:
         if products:
             insights.append(f"Viewed {plural(len(products), 'product')}: "
                             f"{listing([quoted(p) for p in products], 4)}")
-        cart_adds = [e for e in view.events if is_custom(e, CART_NAMES)]
+        cart_adds = [e for e in view.events if e.get("type") == "custom" and is_custom(e, CART_NAMES)]
         if cart_adds:
             items = _unique(product_name(e, self.policy) for e in cart_adds)
             named = f": {listing([quoted(i) for i in items], 4)}" if items else ""
@@ -365,7 +365,7 @@ class BuiltinSummarizer:
             ended_at=int(session["ended_at"]), key_insights=analysis.key_insights,
             potential_issues=analysis.potential_issues, journey=analysis.journey,
             outcome=analysis.outcome,
-            comparisons=[Comparison.model_validate(c) for c in view.comparisons],
+            comparisons=view.comparisons,  # validated with the summary, in one pass
         )
         if profile.llm.output_schema is None:
             return Summary(status="READY", summary=self.render_markdown(view, analysis), **base)

@@ -121,7 +121,8 @@ class ChatClient:
                 return None
             count = _token_count(data)
             if count is None:
-                self.tokenize_urls.remove(url)  # no tokenizer here
+                if url in self.tokenize_urls:  # concurrent callers may have found it already
+                    self.tokenize_urls.remove(url)  # no tokenizer here
                 continue
             self.tokenize_urls = [url]
             self.tokenizer_available = True
