@@ -43,6 +43,8 @@ class GroupFilter(BaseModel):
     end_ms: Optional[int] = Field(default=None, description="Sessions active at or before this time")
     url: Optional[str] = Field(default=None, description="A URL substring, or a normalized URL")
     user_id: Optional[str] = None
+    user_email: Optional[str] = Field(default=None, description="Sessions of the user with this email: matched "
+                                      "through its keyed hash (the address itself is never stored)")
     issue_type: Optional[IssueType] = None
     limit: int = Field(default=MAX_GROUP_SESSIONS, ge=1, le=MAX_GROUP_SESSIONS)
 
@@ -129,6 +131,9 @@ def select_sessions(sessions: list[dict[str, Any]], filt: GroupFilter, summarize
         if filt.end_ms is not None and session["started_at"] > filt.end_ms:
             continue
         if filt.user_id is not None and _user(session).get("id") != filt.user_id:
+            continue
+        if filt.user_email is not None and _user(session).get("email") not in (
+                summarizer.policy.identity_key(filt.user_email), filt.user_email):
             continue
         if filt.url is not None and not _url_matches(session, filt.url):
             continue
@@ -256,6 +261,13 @@ def _markdown(summary_count: int, highlights: str, points: list[FrictionPoint],
     return "\n".join(lines)
 
 
+def _shown(filt: GroupFilter, policy: PrivacyPolicy) -> GroupFilter:
+    """The filter as the output repeats it: an email only as its keyed hash."""
+    if filt.user_email is None:
+        return filt
+    return filt.model_copy(update={"user_email": policy.identity_key(filt.user_email)})
+
+
 def summarize_group(sessions: list[dict[str, Any]], filt: GroupFilter, summarizer: BuiltinSummarizer,
                     hash_salt: str) -> GroupSummary:
     chosen = select_sessions(sessions, filt, summarizer)
@@ -265,7 +277,7 @@ def summarize_group(sessions: list[dict[str, Any]], filt: GroupFilter, summarize
     highlights = highlight_paragraph(len(chosen), outcomes, points, policy, filt)
     issues = _group_issues(chosen, hash_salt, policy) if len(chosen) <= ISSUE_LIST_MAX_SESSIONS else None
     return GroupSummary(
-        session_count=len(chosen), filter=filt,
+        session_count=len(chosen), filter=_shown(filt, policy),
         started_at=min((s["started_at"] for s, _, _ in chosen), default=None),
         ended_at=max((s["ended_at"] for s, _, _ in chosen), default=None),
         outcomes=dict(outcomes), friction_points=points, highlights=highlights, issues=issues,

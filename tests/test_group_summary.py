@@ -138,3 +138,14 @@ def test_headline_stays_within_the_url_filter():
         sessions.append(make_session(events, session_id=f"fail-{n}"))
     group = summarize_group(sessions, GroupFilter(url="/checkout"), SUMMARIZER, SALT)
     assert "what hurt most was [errors (API error: POST /api/orders returned 500) on /checkout/:id]" in group.highlights
+
+
+def test_a_users_sessions_are_found_by_email_through_the_keyed_hash():
+    from replaylens.config.privacy import PrivacyPolicy
+
+    policy = PrivacyPolicy(identity_secret="k")
+    summarizer = BuiltinSummarizer(policy=policy)
+    sessions = [clean(n, n * 100) for n in range(3)]
+    sessions[1]["context"]["user"]["email"] = policy.identity_key("Ann@Example.com")  # as ingest stores it
+    group = summarize_group(sessions, GroupFilter(user_email="ann@example.com"), summarizer, SALT)
+    assert group.session_count == 1 and "ann@example.com" not in group.model_dump_json().lower()
