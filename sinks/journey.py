@@ -17,13 +17,16 @@ MAX_ACTIONS_PER_STEP = 6
 
 # Events whose words depend only on their type and target: remembered across sessions.
 _BY_TARGET = frozenset({"click", "input-change", "rage-click", "dead-click", "error-click", "mouse-thrash",
-                        "copy", "paste", "console-error", "scroll", "web-vitals", "element-seen",
-                        "session-end", "highlight"})
+                        "copy", "paste", "console-error"})
+# Events a journey never mentions.
+_UNSAID = frozenset({"scroll", "web-vitals", "element-seen", "session-end", "highlight"})
 
 
 def describe_action(event: Event, policy: PrivacyPolicy, goal_words: Optional[dict[str, str]] = None) -> Optional[str]:
     """A few words for one event in a journey step, or None when not worth saying."""
     etype = event.get("type")
+    if etype in _UNSAID:
+        return None
     if etype in _BY_TARGET:
         target = event.get("target") or {}
         key = (etype, target.get("selector") or event.get("selector"), target.get("text") or event.get("text"))
@@ -85,6 +88,8 @@ def page_actions(items: list[dict[str, Any]], policy: PrivacyPolicy,
     """Distinct actions in order; when there are more than fit, the last says how many more."""
     actions: list[str] = []
     for item in items:
+        if item.get("type") in _UNSAID:
+            continue
         text = describe_action(item, policy, goal_words)
         if text and text not in actions:
             actions.append(text)
