@@ -15,6 +15,8 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import aiohttp
 
+from replaylens.config.settings import setting_default
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -60,11 +62,17 @@ def _retry_after_s(headers: Any) -> Optional[float]:
 
 
 class ChatClient:
-    def __init__(self, base_url: str, api_key: str = "", model: str = "", *, timeout_s: float = 30.0,
-                 max_retries: int = 3, backoff_s: float = 0.5, concurrency: int = 4,
+    def __init__(self, base_url: str, api_key: str = "", model: str = "", *, timeout_s: Optional[float] = None,
+                 max_retries: Optional[int] = None, backoff_s: Optional[float] = None,
+                 concurrency: Optional[int] = None,
                  session: Optional[aiohttp.ClientSession] = None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  rng: Optional[random.Random] = None) -> None:
+        # Left out: the Settings default (one default for each, in Settings).
+        timeout_s = timeout_s if timeout_s is not None else setting_default("llm_timeout_s")
+        max_retries = max_retries if max_retries is not None else setting_default("llm_max_retries")
+        backoff_s = backoff_s if backoff_s is not None else setting_default("llm_backoff_s")
+        concurrency = concurrency if concurrency is not None else setting_default("llm_concurrency")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.url = base_url.rstrip("/") + "/chat/completions"

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 import jsonschema
 
 from replaylens.config.privacy import DEFAULT_POLICY, PrivacyPolicy
+from replaylens.config.settings import setting_default
 from replaylens.schemas.profiles import SummaryProfile
 from replaylens.schemas.sessions import window_id_of
 from replaylens.schemas.summaries import Summary
@@ -196,6 +197,10 @@ def parse_answer(content: str, prompt: Prompt, *, output_schema: Optional[dict[s
                         cited=sorted(citations.cited), invented=sorted(citations.invented))
 
 
+def _or_default(value: Any, setting: str) -> Any:
+    return value if value is not None else setting_default(setting)
+
+
 def session_facts(view: SessionView, analysis: Analysis, policy: PrivacyPolicy) -> SessionFacts:
     """What the fact check holds an answer to, from the deterministic analysis."""
     paths = {url_path(policy.url(p["url"])) for p in view.pages if p.get("url")}
@@ -214,15 +219,17 @@ def session_facts(view: SessionView, analysis: Analysis, policy: PrivacyPolicy) 
 class LlmSummarizer:
     def __init__(self, client: ChatClient, builtin: Any, link_template: Optional[str] = None,
                  replay_base_url: Optional[str] = None, *,
-                 max_prompt_tokens: int = 6000, max_output_tokens: int = 800, context_tokens: int = 8192,
-                 max_invented_share: float = 0.3, project: Optional[dict[str, Any]] = None,
-                 policy: Optional[PrivacyPolicy] = None) -> None:
+                 max_prompt_tokens: Optional[int] = None, max_output_tokens: Optional[int] = None,
+                 context_tokens: Optional[int] = None, max_invented_share: Optional[float] = None,
+                 project: Optional[dict[str, Any]] = None, policy: Optional[PrivacyPolicy] = None) -> None:
+        """Limits left out take their Settings defaults (one default for each, in Settings)."""
         self.client = client
         self.builtin = builtin
         self.links = LinkSettings(link_template, replay_base_url)
-        self.budget = prompt_budget(max_prompt_tokens, context_tokens, max_output_tokens)
-        self.max_output_tokens = max_output_tokens
-        self.max_invented_share = max_invented_share
+        self.max_output_tokens = _or_default(max_output_tokens, "llm_max_output_tokens")
+        self.budget = prompt_budget(_or_default(max_prompt_tokens, "llm_max_prompt_tokens"),
+                                    _or_default(context_tokens, "llm_context_tokens"), self.max_output_tokens)
+        self.max_invented_share = _or_default(max_invented_share, "llm_max_invented_ids")
         self.project = project or {}
         self.policy = policy or getattr(builtin, "policy", DEFAULT_POLICY)
 
