@@ -24,6 +24,7 @@ from replaylens.sinks.describe import (Event, describe_error, error_message, fie
                                        quoted, target_label, url_path)
 from replaylens.sinks.goals import GoalProgress
 from replaylens.sinks.profile_view import SessionView
+from replaylens.sinks.vocabulary import is_submit_click
 
 Link = Callable[[int], str]
 Signal = dict[str, Any]
@@ -190,12 +191,22 @@ def _got_past(incident: Incident, goals: list[GoalProgress]) -> Optional[GoalPro
     return next((s for s in goals if s.reached is not None and s.reached["timestamp"] > incident.end), None)
 
 
+def _hurt(incident: Incident) -> bool:
+    """Whether anything shows the failure got in the user's way: a failed request, frustration
+    after it, or a JavaScript error right after a submit. A JavaScript error after an ordinary
+    click (a link that went on to load its page) shows nothing of the kind."""
+    if incident.main_error.get("type") == "network-error":
+        return True
+    if any(s["type"] != "error-click" for s in incident.signals):
+        return True
+    return any(is_submit_click(t) or t.get("type") == "input-change" for t in incident.triggers)
+
+
 def _severity(incident: Incident, goal: Optional[GoalProgress], got_past: Optional[GoalProgress]) -> tuple[str, bool]:
     """(severity, blocking)."""
     if got_past is not None:
         return "low", False
-    hurt = bool(incident.triggers or incident.signals) or incident.main_error.get("type") == "network-error"
-    if not hurt:
+    if not _hurt(incident):
         return "low", False
     return ("high" if goal is not None else "medium"), True
 

@@ -1,6 +1,7 @@
 """The detailed journey: one step per page in order, with what the user did there (pure)."""
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Optional
 
 from replaylens.config.privacy import PrivacyPolicy
@@ -13,6 +14,7 @@ from replaylens.sinks.vocabulary import (CART_NAMES, CART_VIEW_NAMES, CHECKOUT_N
                                          SEARCH_NAMES, is_search, norm, product_name, search_term)
 
 MAX_ACTIONS_PER_STEP = 6
+_FIELD = re.compile(r"\s*(input|textarea|select)\b", re.I)
 
 
 # Events whose words depend only on their type and target: remembered across sessions.
@@ -41,6 +43,8 @@ def describe_action(event: Event, policy: PrivacyPolicy, goal_words: Optional[di
 def _describe(event: Event, etype: Optional[str], policy: PrivacyPolicy,
               goal_words: Optional[dict[str, str]]) -> Optional[str]:
     if etype == "click":
+        if _FIELD.match((event.get("target") or {}).get("selector") or ""):
+            return None  # clicking into a field: the edit that follows says it
         return f"clicked {target_label(event, policy)}"
     if etype == "input-change":
         return "searched" if is_search(event, policy) else f"filled in {quoted(field_label(event, policy))}"

@@ -84,7 +84,7 @@ def test_counts_agree_across_sections_and_plurals_are_right(make):
 
 
 def test_the_journey_says_when_it_shortens():
-    events = [labelled.nav(0, "/settings")] + [labelled.click(1 + n, f"Toggle {n}", f"input#t{n}") for n in range(20)]
+    events = [labelled.nav(0, "/settings")] + [labelled.click(1 + n, f"Toggle {n}", f"button.t{n}") for n in range(20)]
     from tests.sessions_factory import make_session
     summary = summarize(make_session(events))
     assert summary.journey[0].actions[-1] == "and 15 more actions"

@@ -31,3 +31,16 @@ def test_an_add_to_cart_that_failed_before_the_user_left_is_an_abandoned_purchas
 
 def test_nothing_set_out_for_is_neutral():
     assert outcome(nav(0, "/blog"), click(3, "Next")).status == "neutral"
+
+
+def test_a_javascript_error_after_an_ordinary_link_explains_nothing():
+    analysis = SUMMARIZER.analyze(build_view(make_session([
+        nav(0, "/product/9"), click(5, "Add to cart"),
+        {"timestamp": 1_700_000_006_000, "type": "custom", "name": "Added to Cart"},
+        click(9, "Cart", "a.cart"), nav(9.3, "/cart"),
+        {"timestamp": 1_700_000_009_800, "type": "console-error", "error": {"message": "analytics is not defined"}},
+        nav(40, "/blog")]), DEFAULT_PROFILE))
+    error = next(i for i in analysis.potential_issues if i.type == "error")
+    assert error.severity == "low" and not error.blocking
+    assert analysis.outcome.status == "abandoned" and analysis.outcome.reason is None
+    assert [i.type for i in analysis.potential_issues][0] == "abandonment"  # the abandonment is the finding
