@@ -271,9 +271,13 @@ class PrivacyPolicy:
         """The keyed hash that stands for an email or org name (a lookup recomputes it)."""
         if value is None or self.keep_identity or value.startswith(KEYED_HASH_PREFIX):
             return value
-        digest = hmac.new(self.identity_secret.encode(), value.strip().lower().encode(),
-                          hashlib.sha256).hexdigest()
-        return KEYED_HASH_PREFIX + digest[:KEYED_HASH_HEX_CHARS]
+        keys = self.memo("identity")  # every event of a session repeats its user
+        key = keys.get(value)
+        if key is None:
+            digest = hmac.new(self.identity_secret.encode(), value.strip().lower().encode(),
+                              hashlib.sha256).hexdigest()
+            key = keys[value] = KEYED_HASH_PREFIX + digest[:KEYED_HASH_HEX_CHARS]
+        return key
 
     def context_for_output(self, name: str, value: Any) -> Any:
         """A session-context element (user, org, device, location) as a prompt or summary shows it."""
@@ -299,11 +303,7 @@ class PrivacyPolicy:
         return bool(self.allowed_fields) and target.get("selector") in self.allowed_fields
 
     def url_needs_masking(self, url: Optional[str]) -> bool:
-        if not url:
-            return False
-        if "?" in url or "#" in url or _AT_HINT.search(url):
-            return True
-        return any(len(s) >= 16 for s in url.split("/")[3:])
+        return bool(url) and self.url(url) != url  # url() is remembered: a lookup per repeat
 
     def mask_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Mask one decoded event dict in place, field by field as README 'Privacy' lists."""
@@ -335,11 +335,16 @@ class PrivacyPolicy:
                             error_message: Optional[str], request_url: Optional[str], properties: Any,
                             email: Optional[str], org_name: Optional[str]) -> bool:
         """Cheap pre-check for the ingest fast path: False only when `mask_event` changes nothing."""
-        return (value is not None or _may_hold_pii(target_text) or _may_hold_pii(error_message)
-                or self.url_needs_masking(url) or self.url_needs_masking(request_url)
-                or self.properties_need_masking(properties)
+        # Cheapest and most common first: a typed value, an identity to hash.
+        return (value is not None
                 or (not self.keep_identity and bool(email) and not email.startswith(KEYED_HASH_PREFIX))
-                or (not self.keep_identity and bool(org_name) and not org_name.startswith(KEYED_HASH_PREFIX)))
+                or (not self.keep_identity and bool(org_name) and not org_name.startswith(KEYED_HASH_PREFIX))
+                or self.url_needs_masking(url) or self.properties_need_masking(properties)
+                or self._text_changes(target_text) or self._text_changes(error_message)
+                or self.url_needs_masking(request_url))
+
+    def _text_changes(self, text: Optional[str]) -> bool:
+        return bool(text) and _may_hold_pii(text) and self.text(text) != text
 
     # ------------------------------------------------------------------ dead letters
     def dead_letter_original(self, raw: bytes) -> dict[str, str]:

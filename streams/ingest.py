@@ -136,7 +136,8 @@ class EventDecoder:
             if self._unchanged(ev, now_ms):  # the hot path: one pass, the original bytes kept
                 return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type,
                                 raw.decode() if isinstance(raw, bytes) else raw)
-            return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
+            # valid already; the check above found what needs masking (or the future timestamp)
+            return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
