@@ -22,6 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from replaylens.aggregates.deltas import COUNTERS, HOUR_MS, SITE_URL, VITALS, hour_bucket, merge_deltas, session_deltas
 from replaylens.aggregates.urls import UrlNormalizer
+from replaylens.schemas.sessions import window_id_of
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> Optional[float]:
@@ -150,7 +151,7 @@ def recompute(
     start, end = window_start(now_ms, window_days), hour_bucket(now_ms)
     seen: dict[str, dict[str, Any]] = {}
     for session in sessions:
-        seen.setdefault(session.get("window_id") or f"{session['session_id']}@{session['started_at']}", session)
+        seen.setdefault(window_id_of(session), session)
     deltas = [d for s in seen.values() for d in session_deltas(s, normalizer) if start <= d.bucket <= end]
     per_url = merge_deltas(deltas)
     counters: dict[str, dict[str, int]] = {}

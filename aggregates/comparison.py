@@ -4,10 +4,16 @@ Pure: takes the session dict and the baseline `UrlStats` (from `AggregateStore.u
 and returns `schemas.sessions.Comparison` items for the summarizer.
 
 Decisions:
-- Baseline: the rolling window as the store holds it when the session closes. The standard
-  wiring compares BEFORE publishing the session's own deltas, so the baseline excludes the
-  session; a redelivered session may be in its own baseline (one sample among at least
-  `min_sessions`, so it hardly moves the figures).
+- Baseline in EVENT time: the rolling window ends with the hour the session started (not the
+  wall clock), so replaying last month's events compares them with last month. `compare_batch`
+  compares a batch of closed sessions in the order they started: each one against the store
+  (read before the batch's own deltas are applied) plus the sessions of the batch that started
+  before it, so the first sessions of a run build the baseline of the later ones.
+  Counters add up exactly; a web vital's p75 from the store is a summary (the samples stay in
+  DuckDB), so a vital takes the store's p75 when the store alone has `min_sessions` samples,
+  else the p75 of the larger of the two samples (store or earlier sessions of the batch).
+  A redelivered session may be in its own baseline (one sample among at least `min_sessions`,
+  so it hardly moves the figures).
 - A page is compared only when its baseline has `visits >= min_sessions`; a web vital also
   needs `>= min_sessions` samples of that metric. Below that, nothing is claimed.
 - Per page visited (normalized URL, in order of first visit):
@@ -25,27 +31,19 @@ Decisions:
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from bisect import bisect_left, insort
+from collections import deque
+from typing import Any, Callable, Optional, Sequence
 
-from replaylens.aggregates.arithmetic import UrlStats
-from replaylens.aggregates.deltas import VITALS, UrlDelta, session_deltas
+from replaylens.aggregates.arithmetic import UrlStats, VitalStats, quantile, window_start
+from replaylens.aggregates.deltas import COUNTERS, VITALS, UrlDelta, hour_bucket, session_deltas
 from replaylens.aggregates.urls import UrlNormalizer, display_path
+from replaylens.config.wording import plural as _plural
+from replaylens.config.wording import short_duration as format_duration
 from replaylens.schemas.sessions import Comparison
 
 VITAL_LABELS = {"lcp": "LCP", "inp": "INP", "cls": "CLS", "fcp": "FCP", "ttfb": "TTFB"}
 TIME_RATIO = 2.0
-
-
-def format_duration(ms: float) -> str:
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 def format_vital(metric: str, value: float) -> str:
@@ -67,10 +65,6 @@ def format_mean(value: float) -> str:
     if value >= 1:
         return f"{value:.1f}".rstrip("0").rstrip(".")
     return f"{value:.2g}"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: UrlStats, min_sessions: int) -> list[Comparison]:
@@ -171,3 +165,106 @@ def _rate(url: str, where: str, metric: str, verb: str, rate: Optional[float], l
         sample_size=stats.visits, worse=rate < 0.5,
         text=f"{verb} {where}, a page whose {label} is {format_rate(rate)}",
     )]
+
+
+# --------------------------------------------------------------------------- batches in event time
+
+StatsReader = Callable[[Sequence[str], int], dict[str, UrlStats]]
+
+
+class _UrlWindow:
+    """Running totals of one URL over the batch's earlier sessions still inside the window."""
+
+    __slots__ = ("deltas", "totals", "samples")
+
+    def __init__(self) -> None:
+        self.deltas: deque[UrlDelta] = deque()
+        self.totals = dict.fromkeys(COUNTERS, 0)
+        self.samples: dict[str, list[float]] = {}
+
+    def add(self, delta: UrlDelta) -> None:
+        self.deltas.append(delta)
+        for name in COUNTERS:
+            self.totals[name] += getattr(delta, name)
+        for metric, values in delta.vitals.items():
+            ordered = self.samples.setdefault(metric, [])
+            for value in values:
+                insort(ordered, value)
+
+    def evict_before(self, bucket: int) -> None:
+        while self.deltas and self.deltas[0].bucket < bucket:
+            old = self.deltas.popleft()
+            for name in COUNTERS:
+                self.totals[name] -= getattr(old, name)
+            for metric, values in old.vitals.items():
+                ordered = self.samples[metric]
+                for value in values:
+                    del ordered[bisect_left(ordered, value)]
+
+
+class _Earlier:
+    """The batch's sessions that started before the current one, per URL, in a sliding window
+    (sessions arrive in start order, so the window only moves forward)."""
+
+    def __init__(self) -> None:
+        self.urls: dict[str, _UrlWindow] = {}
+
+    def add(self, deltas: list[UrlDelta]) -> None:
+        for delta in deltas:
+            self.urls.setdefault(delta.url, _UrlWindow()).add(delta)
+
+    def combined(self, url: str, stored: Optional[UrlStats], since_bucket: int, min_sessions: int) -> Optional[UrlStats]:
+        window = self.urls.get(url)
+        if window is not None:
+            window.evict_before(since_bucket)
+        if window is None or not window.deltas:
+            return stored
+        stats = UrlStats(url, **{name: (getattr(stored, name) if stored else 0) + window.totals[name]
+                                 for name in COUNTERS})
+        for metric in VITALS:
+            from_store = stored.vitals.get(metric) if stored else None
+            values = window.samples.get(metric) or []
+            from_batch = (VitalStats(len(values), quantile(values, 0.75), quantile(values, 0.5))
+                          if values else None)
+            if from_store is None or from_batch is None:
+                chosen = from_store or from_batch
+            elif from_store.samples >= min_sessions or from_store.samples >= from_batch.samples:
+                chosen = VitalStats(from_store.samples + from_batch.samples, from_store.p75, from_store.median)
+            else:
+                chosen = VitalStats(from_store.samples + from_batch.samples, from_batch.p75, from_batch.median)
+            if chosen is not None:
+                stats.vitals[metric] = chosen
+        return stats
+
+
+def compare_batch(sessions: list[dict[str, Any]], read_stats: StatsReader, normalizer: UrlNormalizer,
+                  min_sessions: int, window_days: int,
+                  counts: Callable[[dict[str, Any]], bool] = lambda session: True) -> list[UrlDelta]:
+    """Attach `comparisons` to each session (in place) against its event-time baseline; returns
+    the sessions' deltas, for the caller to apply or publish.
+
+    `read_stats(urls, at_ms)` reads the store's rolling window ending with the hour of `at_ms`
+    (`AggregateStore.url_stats`); it is called once per distinct start hour in the batch.
+    Sessions for which `counts` is false (e.g. automated ones) are compared but add nothing.
+    """
+    ordered = sorted(sessions, key=lambda s: int(s["started_at"]))
+    urls = sorted({normalizer.normalize(p["url"]) for s in ordered for p in s.get("pages") or () if p.get("url")})
+    stored_by_hour: dict[int, dict[str, UrlStats]] = {}
+    earlier = _Earlier()
+    all_deltas: list[UrlDelta] = []
+    for session in ordered:
+        at_ms = int(session["started_at"])
+        hour = hour_bucket(at_ms)
+        if hour not in stored_by_hour:
+            stored_by_hour[hour] = read_stats(urls, at_ms) if urls else {}
+        stored = stored_by_hour[hour]
+        since = window_start(at_ms, window_days)
+        own = session_deltas(session, normalizer)
+        stats = {url: combined for url in session_urls(session, normalizer)
+                 if (combined := earlier.combined(url, stored.get(url), since, min_sessions)) is not None}
+        session["comparisons"] = [c.model_dump() for c in
+                                  compare_session(session, stats, normalizer, min_sessions, deltas=own)]
+        if counts(session):
+            earlier.add(own)
+            all_deltas += own
+    return all_deltas

@@ -35,6 +35,7 @@ from operator import attrgetter
 from typing import Any, Iterable, Optional
 
 from replaylens.aggregates.urls import UrlNormalizer
+from replaylens.schemas.sessions import window_id_of
 
 HOUR_MS = 3_600_000
 SITE_URL = "*"
@@ -160,7 +161,7 @@ def counts_in_baselines(session: dict[str, Any], exclude_automated: bool = True)
 
 def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[UrlDelta]:
     """The per-URL deltas of one closed session, plus its site-wide (`*`) delta."""
-    window_id = session.get("window_id") or f"{session['session_id']}@{session['started_at']}"
+    window_id = window_id_of(session)
     bucket = hour_bucket(int(session["started_at"]))
     pages = [p for p in session.get("pages") or () if p.get("url")]
     visit_urls = [normalizer.normalize(p["url"]) for p in pages]

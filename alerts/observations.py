@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from replaylens.aggregates.deltas import SITE_URL
 from replaylens.aggregates.urls import UrlNormalizer
-from replaylens.config.privacy import mask_text
-from replaylens.sinks.detect import GOOD_VITALS, POOR_VITALS, VitalsThresholds
+from replaylens.config.privacy import DEFAULT_POLICY, PrivacyPolicy
+from replaylens.sinks.incidents import GOOD_VITALS, POOR_VITALS, VitalsThresholds
 
 SIGNAL_EVENT_TYPES = frozenset({"rage-click", "dead-click", "error-click", "mouse-thrash"})
 MAX_MESSAGE_CHARS = 200
@@ -72,15 +72,15 @@ class ObservationExtractor:
     """Pure mapping of contract dicts to observations (the adapters feed it)."""
 
     def __init__(self, normalizer: Optional[UrlNormalizer] = None, slow: VitalsThresholds = POOR_VITALS,
-                 unmask_emails: bool = False) -> None:
+                 policy: PrivacyPolicy = DEFAULT_POLICY) -> None:
         self.normalizer = normalizer or UrlNormalizer()
         self.slow = slow
-        self.unmask_emails = unmask_emails
+        self.policy = policy
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ObservationExtractor":
         slow = GOOD_VITALS if settings.summary_slow_page == "good" else POOR_VITALS
-        return cls(UrlNormalizer.from_settings(settings), slow, settings.privacy_unmask_emails)
+        return cls(UrlNormalizer.from_settings(settings), slow, PrivacyPolicy.from_settings(settings))
 
     def _page(self, url: Optional[str]) -> Optional[str]:
         if not url:
@@ -103,7 +103,7 @@ class ObservationExtractor:
     def _mask(self, text: Optional[str]) -> Optional[str]:
         if not text:
             return None
-        return (mask_text(str(text), unmask_emails=self.unmask_emails) or "")[:MAX_MESSAGE_CHARS]
+        return (self.policy.text(str(text)) or "")[:MAX_MESSAGE_CHARS]
 
     def from_event(self, event: dict[str, Any]) -> list[Observation]:
         kind = event.get("type")

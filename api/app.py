@@ -29,6 +29,7 @@ from replaylens.api.models import PROFILE_ID, AskRequest, FeedbackRequest, Group
 from replaylens.api.profiles import ProfileRegistry, ReadOnlyProfile
 from replaylens.api.service import Service, SessionNotFound, now_ms
 from replaylens.api.store import ApiStore
+from replaylens.config.privacy import PrivacyPolicy
 from replaylens.config.settings import Settings
 from replaylens.schemas.profiles import SummaryProfile
 from replaylens.sinks.group import GroupFilter, summarize_group
@@ -69,12 +70,7 @@ class Context:
             raise ValueError("the API needs keys: set REPLAYLENS_API_KEYS or REPLAYLENS_API_KEYS_FILE")
         self.limiter = RateLimiter(s.api_rate_limit_per_minute)
         self.requests: dict[str, int] = {"total": 0, "unauthorized": 0, "forbidden": 0, "rate_limited": 0}
-        secret = s.api_email_hash_key.get_secret_value()
-        if not secret:
-            log.warning("REPLAYLENS_API_EMAIL_HASH_KEY is empty: email lookup hashes use the privacy "
-                        "hash salt; set a secret key in production")
-            secret = s.privacy_hash_salt
-        self.store = ApiStore(s.api_db_path, secret)
+        self.store = ApiStore(s.api_db_path, PrivacyPolicy.from_settings(s).lookup_key)
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all",
                                          request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS)
         self.profiles = ProfileRegistry(s, self.producer)

@@ -12,13 +12,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from replaylens.config.privacy import mask_text
+from replaylens.config.privacy import PrivacyPolicy, mask_text
 from replaylens.schemas.profiles import DEFAULT_PROFILE
 from replaylens.sinks.builtin import Analysis, BuiltinSummarizer
-from replaylens.sinks.detect import human_duration, page_label
+from replaylens.config.wording import human_duration
+from replaylens.sinks.describe import page_label
 from replaylens.sinks.links import md_link
 from replaylens.sinks.profile_view import SessionView, build_view
-from replaylens.sinks.prompt import build_prompt, output_instructions
+from replaylens.sinks.prompt import build_prompt
+from replaylens.sinks.prompt_text import output_instructions
 
 TOPICS: dict[str, re.Pattern[str]] = {
     "errors": re.compile(r"error|bug|broke|fail|crash|exception|problem|issue|wrong|frustrat|rage|stuck", re.I),
@@ -67,10 +69,10 @@ def _errors(analysis: Analysis) -> str:
             + (f"; and {more} more." if more > 0 else "."))
 
 
-def _pages(analysis: Analysis) -> str:
+def _pages(analysis: Analysis, policy: PrivacyPolicy) -> str:
     if not analysis.journey:
         return "No page views were recorded in this session."
-    steps = [md_link(page_label(s.url), s.link) for s in analysis.journey[:MAX_LISTED]]
+    steps = [md_link(page_label(s.url, policy), s.link) for s in analysis.journey[:MAX_LISTED]]
     more = len(analysis.journey) - MAX_LISTED
     return (f"The user visited {len(analysis.journey)} page(s), in order: " + ", ".join(steps)
             + (f" and {more} more." if more > 0 else "."))
@@ -84,12 +86,12 @@ def _outcome(analysis: Analysis) -> str:
     return f"Outcome: {meaning}{evidence}."
 
 
-def _time(view: SessionView, analysis: Analysis) -> str:
+def _time(view: SessionView, analysis: Analysis, policy: PrivacyPolicy) -> str:
     text = f"The session lasted {human_duration(view.duration_ms)}"
     longest = sorted(analysis.journey, key=lambda s: s.time_on_page_ms, reverse=True)[:3]
     if longest:
         text += "; the longest pages were " + ", ".join(
-            f"{page_label(s.url)} ({human_duration(s.time_on_page_ms)})" for s in longest)
+            f"{page_label(s.url, policy)} ({human_duration(s.time_on_page_ms)})" for s in longest)
     return text + "."
 
 
@@ -103,8 +105,8 @@ def builtin_answer(session: dict[str, Any], question: str, builtin: BuiltinSumma
             answered=False, answered_by="builtin")
     view = build_view(session, DEFAULT_PROFILE)
     analysis = builtin.analyze(view)
-    parts = {"errors": lambda: _errors(analysis), "pages": lambda: _pages(analysis),
-             "outcome": lambda: _outcome(analysis), "time": lambda: _time(view, analysis)}
+    parts = {"errors": lambda: _errors(analysis), "pages": lambda: _pages(analysis, builtin.policy),
+             "outcome": lambda: _outcome(analysis), "time": lambda: _time(view, analysis, builtin.policy)}
     return Answer(" ".join(parts[t]() for t in topics), answered=True, answered_by="builtin", topics=topics)
 
 

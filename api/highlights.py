@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from replaylens.config.privacy import mask_text
+from replaylens.config.privacy import DEFAULT_POLICY, mask_text
 from replaylens.schemas.summaries import Summary
-from replaylens.sinks.detect import page_label
+from replaylens.sinks.describe import page_label
 from replaylens.sinks.links import md_link
 
 MAX_SESSIONS = 10  # LogRocket: "up to the most recent 10 sessions"
@@ -49,7 +49,7 @@ def _lower_first(text: str) -> str:
 
 def moments_of(summary: Summary) -> list[Moment]:
     """Pages visited and issues met, in time order (masked text)."""
-    moments = [Moment(step.entered_at, f"visits {page_label(step.url)}", step.link, False)
+    moments = [Moment(step.entered_at, f"visits {page_label(step.url, DEFAULT_POLICY)}", step.link, False)
                for step in summary.journey]
     moments += [Moment(issue.timestamp, _lower_first(mask_text(issue.description) or issue.type),
                        issue.link, True) for issue in summary.potential_issues]

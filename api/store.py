@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 import duckdb
 import orjson
 
-from replaylens.config.privacy import email_lookup_key, mask_email
+from replaylens.config.privacy import mask_email
 
 T = TypeVar("T")
 
@@ -58,6 +58,8 @@ PENDING_STATES = ("PENDING", "GENERATED")
 DELIVERED, UNDELIVERED = "DELIVERED", "UNDELIVERED"
 
 
+EmailKey = Callable[[Optional[str]], Optional[str]]
+
 def _user_of(session: dict[str, Any]) -> dict[str, Any]:
     return ((session.get("context") or {}).get("user")) or {}
 
@@ -78,7 +80,7 @@ def redact_session(session: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def session_row(session: dict[str, Any], email_secret: str) -> Optional[tuple]:
+def session_row(session: dict[str, Any], email_key: EmailKey) -> Optional[tuple]:
     """The sessions-table row of a closed session, or None when it lacks what a row needs."""
     try:
         session_id = str(session["session_id"])
@@ -89,7 +91,7 @@ def session_row(session: dict[str, Any], email_secret: str) -> Optional[tuple]:
     pages = session.get("pages") or []
     first_url = pages[0].get("url") if pages and isinstance(pages[0], dict) else None
     return (str(session.get("window_id") or f"{session_id}@{started_at}"), session_id,
-            int(session.get("part") or 1), user.get("id"), email_lookup_key(user.get("email"), email_secret),
+            int(session.get("part") or 1), user.get("id"), email_key(user.get("email")),
             started_at, ended_at, first_url, orjson.dumps(redact_session(session)).decode())
 
 
@@ -112,10 +114,10 @@ def feedback_row(feedback: dict[str, Any]) -> Optional[tuple]:
 
 
 class ApiStore:
-    def __init__(self, path: Path | str, email_secret: str) -> None:
+    def __init__(self, path: Path | str, email_key: EmailKey) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.email_secret = email_secret
+        self._email_key = email_key  # the privacy policy's keyed hash (same on both sides)
         self._lock = threading.Lock()
         self._db = duckdb.connect(str(self.path))
         self._db.execute(SCHEMA)
@@ -153,7 +155,7 @@ class ApiStore:
                 continue
             if not isinstance(data, dict):
                 continue
-            row = {"closed": lambda d: session_row(d, self.email_secret), "summaries": summary_row,
+            row = {"closed": lambda d: session_row(d, self._email_key), "summaries": summary_row,
                    "feedback": feedback_row}[kind](data)
             if row is not None:
                 rows[kind].append(row)
@@ -214,7 +216,7 @@ class ApiStore:
         return orjson.loads(rows[0][0]) if rows else None
 
     def email_key(self, email: Optional[str]) -> Optional[str]:
-        return email_lookup_key(email, self.email_secret)
+        return self._email_key(email) if email else None
 
     @staticmethod
     def _who(user_id: Optional[str], email_key: Optional[str]) -> tuple[str, list[Any]]:

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from replaylens.config.alert_rules import AlertRules, WebhookTarget
 
+from replaylens.config.goals import DEFAULT_GOALS, Goal
+from replaylens.config.privacy import DEFAULT_ALLOWED_PROPERTY_KEYS, DEFAULT_ALLOWED_QUERY_PARAMS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REPLAYLENS_", extra="ignore")
@@ -66,10 +69,6 @@ class Settings(BaseSettings):
     summary_slow_page: Literal["good", "poor"] = Field(
         default="poor", description="A page is a slow-page issue when a Core Web Vital is worse than Google's "
         "'poor' line (LCP 4 s, INP 500 ms, CLS 0.25) or already past 'good' (LCP 2.5 s, INP 200 ms, CLS 0.1)")
-    summary_converted_events: list[str] = Field(
-        default_factory=lambda: ["Order Completed", "Purchase", "Checkout Completed", "Purchase Completed",
-                                 "Order Placed", "Transaction Completed"],
-        description="Custom event names that mark a session as converted")
     site_name: str = Field(default="", description='Project data for the LLM prompt: site name')
     site_url: str = Field(default="", description='Project data for the LLM prompt: site URL')
     site_industry: str = Field(default="", description='Project data for the LLM prompt: industry')
@@ -127,7 +126,6 @@ class Settings(BaseSettings):
     api_keys: SecretStr = Field(default=SecretStr(""), description="Comma-separated API keys with every scope (Authorization: Bearer <key> or token <key>)")
     api_keys_file: Optional[Path] = Field(default=None, description="File of API keys, one per line: `<key> [scope,scope]` (scopes read, write; none = both); # comments")
     api_db_path: Path = Field(default=Path("./data/api.duckdb"), description="The API's own DuckDB file (materialized from Kafka; never a worker's file)")
-    api_email_hash_key: SecretStr = Field(default=SecretStr(""), description="HMAC key of the email lookup hashes the API stores (empty: the privacy hash salt)")
     api_max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest request body the API accepts, bytes")
     api_rate_limit_per_minute: int = Field(default=600, ge=0, description="Requests per minute per API key (0 = no limit); the burst is the same size")
     api_generate_timeout_s: float = Field(default=120.0, gt=0, description="Longest an on-demand summary, answer or highlights generation may take, seconds")
@@ -151,6 +149,27 @@ class Settings(BaseSettings):
     alert_rules_file: Optional[Path] = Field(default=None, description='A JSON file of alert rules; overrides REPLAYLENS_ALERT_RULES')
     alert_webhooks: list[WebhookTarget] = Field(default_factory=list, description='Webhooks for alerts: JSON list of {"url", "format": "json"|"slack"}; delivered by sinks/webhooks.py (REPLAYLENS_WEBHOOK_* limits)')
     alerts_path: Optional[Path] = Field(default=None, description='Embedded runner: alerts NDJSON file (default <data_dir>/alerts.ndjson)')
+
+    # --- Summaries and privacy (issue 11): goals, incidents, URL/property masking, identity, LLM
+    privacy_allowed_query_params: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_QUERY_PARAMS),
+        description="URL query parameters whose values pass unmasked (globs like utm_* allowed); every other value becomes [masked]")
+    privacy_allowed_property_keys: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_PROPERTY_KEYS),
+        description="Event property keys whose values pass (after the free-text rules); every other value becomes [masked]")
+    privacy_identity_secret: str = Field(
+        default="", description="SECRET key of the HMAC that replaces user emails and org names (set it in production; a lookup recomputes the hash)")
+    privacy_keep_identity: bool = Field(
+        default=False, description="Keep user emails and org names as sent instead of their keyed hash (SENSITIVE)")
+    privacy_dead_letter_keep_raw: bool = Field(
+        default=False, description="Dead letters also keep the raw message bytes, unmasked, as original_base64 (SENSITIVE)")
+    summary_goals: list[Goal] = Field(
+        default_factory=lambda: [g.model_copy() for g in DEFAULT_GOALS],
+        description="Goals whose reach or abandonment is the outcome: JSON list of {name, events, url_patterns, start_events, start_url_patterns}; the first goal reached wins")
+    summary_report_nonblocking_errors: bool = Field(
+        default=True, description="List errors the user got past (the goal was reached after them) as low-severity issues; false leaves them out")
+    llm_context_tokens: int = Field(
+        default=8_192, gt=0, description="Context window of the served model, tokens: prompt + max output must fit in it")
 
 
     @property
@@ -180,6 +199,12 @@ class Settings(BaseSettings):
         return f"{self.app_id}-alert-state"
 
 
+def setting_default(name: str) -> Any:
+    """The documented default of one setting: code that needs a default takes it from here."""
+    f = Settings.model_fields[name]
+    return f.default_factory() if f.default_factory else f.default
+
+
 def settings_markdown() -> str:
     """The README's configuration table, generated from the model so the two cannot drift."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
@@ -189,6 +214,8 @@ def settings_markdown() -> str:
             default = str(default)
         if isinstance(default, SecretStr):
             default = default.get_secret_value()
+        if isinstance(default, list) and default and hasattr(default[0], "model_dump"):
+            default = [item.name for item in default]  # goals: named here, spelled out in README
         shown = "" if default in ("", None) else f"`{default}`"
         rows.append(f"| `REPLAYLENS_{name.upper()}` | {shown} | {f.description or ''} |")
     return "\n".join(rows)

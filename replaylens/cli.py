@@ -213,6 +213,7 @@ def cmd_group_summary(args: argparse.Namespace) -> int:
         return 2
     sessions = [orjson.loads(line) for line in path.open("rb") if line.strip()]
     filt = GroupFilter(start_ms=args.start_ms, end_ms=args.end_ms, url=args.url, user_id=args.user_id,
+                       user_email=args.user_email,
                        issue_type=args.issue_type, limit=args.limit)
     summary = summarize_group(sessions, filt, BuiltinSummarizer.from_settings(s),
                               s.privacy_hash_salt)
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--end-ms", type=int)
     g.add_argument("--url")
     g.add_argument("--user-id")
+    g.add_argument("--user-email", help="a user's sessions by email (matched through its keyed hash)")
     g.add_argument("--issue-type")
     g.add_argument("--limit", type=int, default=100)
     g.set_defaults(func=cmd_group_summary)

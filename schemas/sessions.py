@@ -12,6 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 CloseReason = Literal["inactivity", "session-end", "max-duration", "max-events", "end-of-input"]
 
 
+def window_id(session_id: str, started_at: int) -> str:
+    """The stable id of one closed window: `<session_id>@<started_at>`."""
+    return f"{session_id}@{started_at}"
+
+
+def window_id_of(session: dict[str, Any]) -> str:
+    """A closed-session dict's window id (built from its start when the dict lacks one)."""
+    return session.get("window_id") or window_id(str(session.get("session_id")), int(session.get("started_at") or 0))
+
+
 class Signal(BaseModel):
     """A frustration signal, sent by the source or derived from raw clicks and errors."""
 

@@ -13,13 +13,33 @@ IssueType = Literal[
 ]
 
 
+Severity = Literal["high", "medium", "low"]
+
+
+class Evidence(BaseModel):
+    """One moment of an issue (the click, the failed request, a retry, a rage click)."""
+
+    what: str
+    timestamp: int
+    link: str = Field(description="Time-coded replay link")
+    event_id: Optional[str] = None
+
+
 class PotentialIssue(BaseModel):
+    """One incident: the signals of one failure grouped, with its evidence and severity."""
+
     type: IssueType
     description: str
     url: Optional[str] = None
     timestamp: int
     link: str = Field(description="Time-coded replay link")
     event_id: Optional[str] = None
+    severity: Severity = Field(default="medium", description="high: blocked a goal; low: the user got past it")
+    blocking: bool = Field(default=False, description="The user did not reach a goal after it")
+    message: Optional[str] = Field(default=None, description="The error's own message, masked")
+    attempts: int = Field(default=1, description="Times the user tried and it failed")
+    goal: Optional[str] = Field(default=None, description="The goal it stood in the way of")
+    evidence: list[Evidence] = Field(default_factory=list, description="Each moment, with its link")
 
 
 class JourneyStep(BaseModel):
@@ -31,8 +51,12 @@ class JourneyStep(BaseModel):
 
 
 class Outcome(BaseModel):
-    status: Literal["converted", "abandoned", "neutral"]
+    status: Literal["converted", "abandoned", "neutral"] = Field(
+        description="converted: a goal was reached; abandoned: one was set out for and not reached")
     evidence: Optional[str] = None
+    goal: Optional[str] = Field(default=None, description="The goal reached or abandoned (settings: summary_goals)")
+    failed_attempts: int = Field(default=0, description="Failed attempts at the goal before it was reached or abandoned")
+    reason: Optional[str] = Field(default=None, description="Why it was abandoned, when an issue explains it")
 
 
 class Summary(BaseModel):

@@ -12,21 +12,33 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from replaylens.config.goals import Goal
+from replaylens.config.privacy import DEFAULT_POLICY, PrivacyPolicy
+from replaylens.config.settings import setting_default
+from replaylens.config.wording import clock, human_duration, listing, plural
 from replaylens.schemas.profiles import SummaryProfile
 from replaylens.schemas.sessions import Comparison
 from replaylens.schemas.summaries import JourneyStep, Outcome, PotentialIssue, Summary
-from replaylens.sinks import detect
-from replaylens.sinks.detect import DEFAULT_CONVERTED_EVENTS, human_duration, page_label, quoted
+from replaylens.sinks import incidents as found
+from replaylens.sinks.describe import field_label, page_label, quoted
+from replaylens.sinks.goals import CompiledGoal, GoalProgress, compile_goals, track_goals
+from replaylens.sinks.journey import build_journey
 from replaylens.sinks.links import LinkSettings, md_link
+from replaylens.sinks.outcome import abandonment_issue, decide_outcome
 from replaylens.sinks.profile_view import SessionView, build_view
 from replaylens.sinks.schema_fill import fill_schema
-from replaylens.config.privacy import mask_email, mask_text
+from replaylens.sinks.signals_view import frustration_signals
+from replaylens.sinks.vocabulary import (CART_NAMES, is_custom, is_search, page_type, product_name,
+                                         product_viewed, product_views, search_term)
+from replaylens.schemas.events import FRUSTRATION_TYPES
 
 MAX_LISTED = 6
+SEARCH_TYPES = frozenset({"custom", "input-change", "navigate"})
+MAX_STORY_STEPS = 10
+MAX_FRICTION_LISTED = 3
 _HELP_PATH = re.compile(r"help|support|faq|docs?|documentation|contact|knowledge|kb\b|guide", re.I)
 
 
@@ -36,23 +48,31 @@ class Analysis:
     potential_issues: list[PotentialIssue] = field(default_factory=list)
     journey: list[JourneyStep] = field(default_factory=list)
     outcome: Outcome = field(default_factory=lambda: Outcome(status="neutral"))
+    goals: list[GoalProgress] = field(default_factory=list)
+
+
+_FINGERPRINTS: dict[int, tuple[SummaryProfile, str]] = {}
 
 
 def profile_fingerprint(profile: SummaryProfile) -> str:
-    """A hash of everything in the profile: edit the profile and summaries get new keys."""
+    """A hash of everything in the profile: edit the profile and summaries get new keys.
+
+    Remembered per profile object (profiles are loaded once and not changed in place)."""
+    known = _FINGERPRINTS.get(id(profile))
+    if known is not None and known[0] is profile:
+        return known[1]
     canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+    if len(_FINGERPRINTS) > 1000:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[id(profile)] = (profile, fingerprint)
+    return fingerprint
 
 
 def idempotency_key(window_id: str, profile: SummaryProfile) -> str:
     """Same closed window + same profile content -> same key (re-deliveries dedupe)."""
     material = f"{window_id}\x1f{profile.id}\x1f{profile_fingerprint(profile)}"
     return hashlib.sha256(material.encode()).hexdigest()[:32]
-
-
-def _listing(items: list[str], limit: int = MAX_LISTED) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _unique(items: Iterable[Optional[str]]) -> list[str]:
@@ -63,146 +83,199 @@ def _unique(items: Iterable[Optional[str]]) -> list[str]:
     return seen
 
 
-def _plural(count: int, word: str, plural: Optional[str] = None) -> str:
-    return f"{count} {word if count == 1 else (plural or word + 's')}"
-
-
-def device_text(context: dict[str, Any]) -> Optional[str]:
+def device_text(context: dict[str, Any], policy: PrivacyPolicy) -> Optional[str]:
     device = context.get("device") or {}
     kind = device.get("type")
     details = " on ".join(str(d) for d in (device.get("browser"), device.get("os")) if d)
     if not kind and not details:
         return None
     text = f"{kind} ({details})" if kind and details else (kind or details)
-    return mask_text(str(text))
+    return policy.text(str(text))
 
 
-def location_text(context: dict[str, Any]) -> Optional[str]:
+def location_text(context: dict[str, Any], policy: PrivacyPolicy) -> Optional[str]:
     location = context.get("location") or {}
     parts = [location.get(k) for k in ("city", "region", "country") if location.get(k)]
-    return mask_text(", ".join(str(p) for p in parts)) if parts else None
+    return policy.text(", ".join(str(p) for p in parts)) if parts else None
+
+
+def _intent(goal: CompiledGoal) -> str:
+    return goal.goal.intent or f"reach {quoted(goal.name)}"
 
 
 class BuiltinSummarizer:
     name = "builtin"
 
-    def __init__(self, link_template: str, replay_base_url: str,
-                 converted_events: Iterable[str] = DEFAULT_CONVERTED_EVENTS,
-                 masker_unmask_emails: bool = False,
-                 vitals_thresholds: detect.VitalsThresholds = detect.GOOD_VITALS) -> None:
+    def __init__(self, link_template: Optional[str] = None, replay_base_url: Optional[str] = None, *,
+                 policy: PrivacyPolicy = DEFAULT_POLICY, goals: Optional[Iterable[Goal]] = None,
+                 vitals_thresholds: found.VitalsThresholds = found.GOOD_VITALS,
+                 report_nonblocking: bool = True) -> None:
         self.links = LinkSettings(link_template, replay_base_url)
-        self.converted_events = tuple(converted_events)
-        self.unmask_emails = masker_unmask_emails
+        self.policy = policy
+        self.goals = compile_goals(goals if goals is not None else setting_default("summary_goals"))
+        # "completed an order" for a goal's reach event in the journey, not "triggered “Order Completed”"
+        self.goal_words = {name: g.goal.reached_words for g in self.goals for name in g.reach_names
+                           if g.goal.reached_words}
         self.vitals = vitals_thresholds
+        self.report_nonblocking = report_nonblocking
 
     @classmethod
-    def from_settings(cls, settings) -> "BuiltinSummarizer":
-        vitals = detect.POOR_VITALS if settings.summary_slow_page == "poor" else detect.GOOD_VITALS
+    def from_settings(cls, settings: Any) -> "BuiltinSummarizer":
+        vitals = found.POOR_VITALS if settings.summary_slow_page == "poor" else found.GOOD_VITALS
         return cls(settings.link_template, settings.replay_base_url,
-                   converted_events=settings.summary_converted_events,
-                   masker_unmask_emails=settings.privacy_unmask_emails, vitals_thresholds=vitals)
+                   policy=PrivacyPolicy.from_settings(settings), goals=settings.summary_goals,
+                   vitals_thresholds=vitals, report_nonblocking=settings.summary_report_nonblocking_errors)
 
     # ------------------------------------------------------------------ analysis
     def analyze(self, view: SessionView) -> Analysis:
-        issues = detect.detect_issues(view, self.links, self.converted_events, self.vitals)
-        outcome = detect.detect_outcome(view, self.converted_events)
-        journey = detect.build_journey(view, self.links)
-        return Analysis(key_insights=self.key_insights(view, issues, outcome, journey),
-                        potential_issues=issues, journey=journey, outcome=outcome)
+        link = self.links.for_session(view.session_id)
+        rules = found.IssueRules(self.policy, link, self.vitals, self.report_nonblocking)
+        goals = track_goals(view.events, self.goals)
+        signals = frustration_signals(view)
+        issues, left = found.incident_issues(view, signals, goals, rules)
+        issues += found.signal_issues(left, rules)
+        issues += found.slow_page_issues(view, goals, rules)
+        issues += found.form_trouble_issues(view, goals, issues, rules)
+        outcome = decide_outcome(view, goals, issues, self.policy)
+        abandoned = abandonment_issue(view, outcome, goals, link, self.policy)
+        if abandoned is not None:
+            issues.append(abandoned)
+        issues = found.rank(issues)
+        source_ids = {e.get("event_id") for e in view.events if e.get("type") in FRUSTRATION_TYPES}
+        derived = [s for s in signals if s.get("event_id") not in source_ids]
+        journey = build_journey(view, derived, self.policy, link, self.goal_words)
+        analysis = Analysis(potential_issues=issues, journey=journey, outcome=outcome, goals=goals)
+        analysis.key_insights = self.key_insights(view, analysis)
+        return analysis
 
-    def key_insights(self, view: SessionView, issues: list[PotentialIssue], outcome: Outcome,
-                     journey: list[JourneyStep]) -> list[str]:
-        insights: list[str] = []
-        pages = _unique(page_label(step.url) for step in journey)
-        if pages:
-            insights.append(f"Visited {_plural(len(pages), 'page')}: {_listing(pages)}")
-        insights += self._shopping_insights(view, outcome)
-        if len(journey) > 1:
-            longest = max(journey, key=lambda s: s.time_on_page_ms)
+    # ------------------------------------------------------------------ key insights: the story
+    def key_insights(self, view: SessionView, analysis: Analysis) -> list[str]:
+        insights = [self._purpose(view, analysis)]
+        story = self._story(analysis)
+        if story:
+            insights.append(story)
+        insights += self._shopping_insights(view)
+        pages = _unique(page_label(step.url, self.policy) for step in analysis.journey)
+        if analysis.journey:
+            views = plural(len(analysis.journey), "page")
+            distinct = f" ({len(pages)} different)" if len(pages) != len(analysis.journey) else ""
+            insights.append(f"Viewed {views}{distinct}: {listing(pages, MAX_LISTED)}")
+        if len(analysis.journey) > 1:
+            longest = max(analysis.journey, key=lambda s: s.time_on_page_ms)
             if longest.time_on_page_ms > 0:
-                insights.append(f"Spent the longest on {page_label(longest.url)} "
+                insights.append(f"Spent the longest on {page_label(longest.url, self.policy)} "
                                 f"({human_duration(longest.time_on_page_ms)})")
-        fields = _unique(detect.target_label(e) for e in view.events
-                         if e.get("type") == "input-change" and not detect.is_search(e))
+        fields = _unique(field_label(e, self.policy) for e in view.events
+                         if e.get("type") == "input-change" and not is_search(e, self.policy))
         if fields:
-            insights.append(f"Filled in {_plural(len(fields), 'form field')}: {_listing(fields, 4)}")
-        insights += self._trouble_insights(issues)
+            insights.append(f"Filled in {plural(len(fields), 'form field')} "
+                            f"({listing(fields, 4)}); typed values are not recorded")
+        insights.append(self._friction(analysis.potential_issues))
         if len(view.events) < view.total_events:
             insights.append(f"This summary covers {len(view.events)} of {view.total_events} events "
                             "(as the summary profile selects)")
         return insights
 
-    def _shopping_insights(self, view: SessionView, outcome: Outcome) -> list[str]:
+    def _purpose(self, view: SessionView, analysis: Analysis) -> str:
+        outcome = analysis.outcome
+        goal = next((g.goal for g in analysis.goals if g.goal.name == outcome.goal), None)
+        if outcome.status == "converted" and goal is not None:
+            return f"Came to {_intent(goal)} and did: {outcome.evidence}"
+        if outcome.status == "abandoned" and goal is not None:
+            why = f" ({quoted(outcome.reason)})" if outcome.reason else ""
+            tries = f" after {plural(outcome.failed_attempts, 'failed attempt')}" if outcome.failed_attempts else ""
+            return f"Came to {_intent(goal)} but gave up{tries}{why}"
+        kinds = _unique(page_type(step.url) for step in analysis.journey)
+        if kinds:
+            return f"Browsed without a goal in sight: {listing(kinds, 4)}"
+        return "Browsed without a goal in sight"
+
+    def _story(self, analysis: Analysis) -> Optional[str]:
+        steps: list[str] = []
+        previous_kind = None
+        for step in analysis.journey:
+            kind = page_type(step.url) or page_label(step.url, self.policy)
+            if kind != previous_kind:
+                steps.append(f"went to {kind}" if steps else f"landed on {kind}")
+            previous_kind = kind
+            steps += [a for a in step.actions if not a.startswith("and ")]
+        steps = [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]]
+        if len(steps) <= 1:
+            return None
+        shown = steps[:MAX_STORY_STEPS]
+        more = len(steps) - len(shown)
+        text = "In order: " + ", ".join(shown)
+        return text + (f" and {plural(more, 'more action')}" if more else "")
+
+    def _shopping_insights(self, view: SessionView) -> list[str]:
         insights = []
-        searches = [e for e in view.events if detect.is_search(e)]
-        terms = _unique(detect.search_term(e) for e in searches)
+        searches = [e for e in view.events if e.get("type") in SEARCH_TYPES and is_search(e, self.policy)]
+        terms = _unique(search_term(e, self.policy) for e in searches)
         if terms:
-            insights.append(f"Searched for {_listing([quoted(t) for t in terms], 4)}")
-        elif searches:
-            insights.append(f"Searched {_plural(len(searches), 'time')}")
-        products = detect.product_views(view.events)
+            insights.append(f"Searched for {listing([quoted(t) for t in terms], 4)}")
+        products = product_views(view.events, self.policy)
         if products:
-            insights.append(f"Viewed {_plural(len(products), 'product')}: "
-                            f"{_listing([quoted(p) for p in products], 4)}")
-        cart_adds = [e for e in view.events if detect.is_custom(e, detect._CART_NAMES)
-                     and detect._norm(e.get("name")) != "cartviewed"]
+            insights.append(f"Viewed {plural(len(products), 'product')}: "
+                            f"{listing([quoted(p) for p in products], 4)}")
+        cart_adds = [e for e in view.events if e.get("type") == "custom" and is_custom(e, CART_NAMES)]
         if cart_adds:
-            items = _unique(detect.product_name(e) for e in cart_adds)
-            named = f": {_listing([quoted(i) for i in items], 4)}" if items else ""
-            insights.append(f"Added {_plural(len(cart_adds), 'item')} to the cart{named}")
-        stages = detect.funnel(view, self.converted_events)
-        if stages.checkout_event is not None:
-            insights.append("Started checkout")
-        if outcome.status == "converted":
-            insights.append(f"Completed an order ({outcome.evidence})")
+            items = _unique(product_name(e, self.policy) for e in cart_adds)
+            named = f": {listing([quoted(i) for i in items], 4)}" if items else ""
+            insights.append(f"Added {plural(len(cart_adds), 'item')} to the cart{named}")
         return insights
 
     @staticmethod
-    def _trouble_insights(issues: list[PotentialIssue]) -> list[str]:
-        counts = Counter(i.type for i in issues)
-        frustration = [(counts[k], k.replace("-", " ")) for k in
-                       ("rage-click", "dead-click", "error-click", "mouse-thrash") if counts[k]]
-        insights = []
-        if frustration:
-            insights.append("Showed frustration: " + ", ".join(_plural(n, w) for n, w in frustration))
-        if counts["error"]:
-            insights.append(f"Ran into {_plural(counts['error'], 'distinct error')}")
-        return insights
+    def _friction(issues: list[PotentialIssue]) -> str:
+        if not issues:
+            return "No friction detected"
+        worst = [f"{i.description} ({i.severity})" for i in issues[:MAX_FRICTION_LISTED]]
+        more = len(issues) - len(worst)
+        tail = f"; and {plural(more, 'more issue')}" if more else ""
+        return f"Friction ({plural(len(issues), 'potential issue')}): " + "; ".join(worst) + tail
 
     # ------------------------------------------------------------------ text
     def overview(self, view: SessionView, analysis: Analysis) -> str:
         pages = len(analysis.journey)
-        where = f"Visited {_plural(pages, 'page')}" if pages else "No page views"
+        where = f"Viewed {plural(pages, 'page')}" if pages else "No page views"
         text = f"{where} in {human_duration(view.duration_ms)}"
-        device = device_text(view.context)
+        device = device_text(view.context, self.policy)
         if device:
             text += f" on {device}"
-        location = location_text(view.context)
+        location = location_text(view.context, self.policy)
         if location:
             text += f" from {location}"
         outcome = analysis.outcome
-        ending = {"converted": "converted", "abandoned": "abandoned", "neutral": "no conversion"}[outcome.status]
-        text += f". Outcome: {ending}"
-        if outcome.status == "abandoned" and outcome.evidence:
-            text += f" ({outcome.evidence})"
-        issues = len(analysis.potential_issues)
-        text += f". {_plural(issues, 'potential issue')}." if issues else ". No potential issues."
+        if outcome.status == "converted":
+            text += f". Outcome: {outcome.goal} reached ({outcome.evidence})"
+        elif outcome.status == "abandoned":
+            text += f". Outcome: {outcome.goal} abandoned ({outcome.evidence})"
+        else:
+            text += ". Outcome: no goal reached"
+        issues = analysis.potential_issues
+        if issues:
+            blocking = sum(1 for i in issues if i.blocking)
+            text += f". {plural(len(issues), 'potential issue')}"
+            text += f", {blocking} blocking." if blocking else "."
+        else:
+            text += ". No potential issues."
         return text
 
     def render_markdown(self, view: SessionView, analysis: Analysis) -> str:
         lines = [f"**Overview:** {self.overview(view, analysis)}", "", "**Key insights**"]
         lines += [f"- {i}" for i in analysis.key_insights] or ["- Nothing notable happened."]
         lines += ["", "**Potential issues**"]
-        lines += [f"- {md_link(i.description, i.link)} at {detect.clock(i.timestamp - view.started_at)}"
-                  for i in analysis.potential_issues] or ["- None detected."]
+        lines += [f"- {md_link(i.description, i.link)} at {clock(i.timestamp - view.started_at)} "
+                  f"({i.severity} severity)" for i in analysis.potential_issues] or ["- None detected."]
         comparisons = sorted(view.comparisons, key=lambda c: not c.get("worse"))
         if comparisons:
             lines += ["", "**Compared with the average experience**"]
-            lines += [f"- {mask_text(c.get('text') or '')}" for c in comparisons[:MAX_LISTED]]
+            lines += [f"- {self.policy.text(c.get('text') or '')}" for c in comparisons[:MAX_LISTED]]
+            if len(comparisons) > MAX_LISTED:
+                lines.append(f"- and {plural(len(comparisons) - MAX_LISTED, 'more comparison')}")
         if analysis.journey:
             lines += ["", "**Journey**"]
             for number, step in enumerate(analysis.journey, start=1):
-                head = md_link(page_label(step.url), step.link)
+                head = md_link(page_label(step.url, self.policy), step.link)
                 did = f": {', '.join(step.actions)}" if step.actions else ""
                 lines.append(f"{number}. {head} ({human_duration(step.time_on_page_ms)}){did}")
         return "\n".join(lines)
@@ -210,13 +283,14 @@ class BuiltinSummarizer:
     # ------------------------------------------------------------------ JSON answers
     def facts(self, view: SessionView, analysis: Analysis) -> dict[str, Any]:
         """What the schema filler may use, keyed by the names it looks for."""
-        issues = [{**i.model_dump(), "severity": _severity(i.type)} for i in analysis.potential_issues]
+        issues = [i.model_dump() for i in analysis.potential_issues]
         journey = [step.model_dump() for step in analysis.journey]
-        pages = _unique(page_label(step.url) for step in analysis.journey)
+        pages = _unique(page_label(step.url, self.policy) for step in analysis.journey)
         user = view.context.get("user") or {}
+        overview = self.overview(view, analysis)
         return {
-            "summary": self.overview(view, analysis) + " " + "; ".join(analysis.key_insights),
-            "overview": self.overview(view, analysis),
+            "summary": overview + " " + "; ".join(analysis.key_insights),
+            "overview": overview,
             "issues": issues,
             "insights": list(analysis.key_insights),
             "goal": self._goal(view, analysis),
@@ -224,54 +298,53 @@ class BuiltinSummarizer:
             "reason": self._reason(analysis),
             "outcome": analysis.outcome.status,
             "converted": analysis.outcome.status == "converted",
-            "sentiment": "frustrated" if any(i["type"] in ("rage-click", "dead-click", "error-click",
-                                                           "mouse-thrash") for i in issues) else "neutral",
+            "sentiment": "frustrated" if any(i["type"] in FRUSTRATION_TYPES or i["blocking"]
+                                             for i in issues) else "neutral",
             "pages": pages,
             "journey": journey,
             "help_pages": [p for p in pages if _HELP_PATH.search(p)],
             "user_id": user.get("id") if user else None,
-            "location": location_text(view.context),
-            "device": device_text(view.context),
+            "location": location_text(view.context, self.policy),
+            "device": device_text(view.context, self.policy),
             "duration_ms": view.duration_ms,
             "session_id": view.session_id,
         }
 
-    @staticmethod
-    def _goal(view: SessionView, analysis: Analysis) -> str:
-        status = analysis.outcome.status
-        if status == "converted":
-            return "Complete a purchase"
-        if status == "abandoned":
-            return "Buy a product (got as far as the cart or checkout)"
-        terms = _unique(detect.search_term(e) for e in view.events if detect.is_search(e))
+    def _goal(self, view: SessionView, analysis: Analysis) -> str:
+        outcome = analysis.outcome
+        goal = next((g.goal for g in analysis.goals if g.goal.name == outcome.goal), None)
+        if goal is not None:
+            return f"{_intent(goal)[0].upper()}{_intent(goal)[1:]}"
+        terms = _unique(search_term(e, self.policy) for e in view.events if is_search(e, self.policy))
         if terms:
             return f"Find something by searching for {quoted(terms[0])}"
-        if any(detect.product_viewed(e) for e in view.events):
+        if any(product_viewed(e, self.policy) for e in view.events):
             return "Browse products"
-        pages = [page_label(s.url) for s in analysis.journey]
+        pages = [page_label(s.url, self.policy) for s in analysis.journey]
         if any(_HELP_PATH.search(p) for p in pages):
             return "Get help"
         if any(e.get("type") == "input-change" for e in view.events):
             return "Fill in a form"
         return f"Browse the site, starting at {pages[0]}" if pages else "Unknown"
 
-    @staticmethod
-    def _final_action(analysis: Analysis) -> str:
+    def _final_action(self, analysis: Analysis) -> str:
         if not analysis.journey:
             return "No page views"
         last = analysis.journey[-1]
-        did = f" after they {last.actions[-1]}" if last.actions else ""
-        return f"Left from {page_label(last.url)}{did}"
+        actions = [a for a in last.actions if not a.startswith("and ")]
+        did = f" after they {actions[-1]}" if actions else ""
+        return f"Left from {page_label(last.url, self.policy)}{did}"
 
     @staticmethod
     def _reason(analysis: Analysis) -> str:
-        if analysis.outcome.status == "converted":
-            return "Completed the purchase"
-        blocking = [i for i in analysis.potential_issues if i.type != "abandonment"]
+        outcome = analysis.outcome
+        if outcome.status == "converted":
+            return f"Reached the {outcome.goal} goal"
+        blocking = [i for i in analysis.potential_issues if i.blocking and i.type != "abandonment"]
         if blocking:
-            return f"Possibly gave up after: {blocking[-1].description}"
-        if analysis.outcome.status == "abandoned":
-            return "Left the cart or checkout without ordering; no error or frustration was recorded"
+            return f"Possibly gave up after: {blocking[0].description}"
+        if outcome.status == "abandoned":
+            return f"Left without reaching the {outcome.goal} goal; no error or frustration was recorded"
         return "The visit ended without any sign of trouble"
 
     # ------------------------------------------------------------------ entry point
@@ -279,10 +352,7 @@ class BuiltinSummarizer:
         user = view.context.get("user")
         if not user:
             return None
-        email = user.get("email")
-        if email and not self.unmask_emails:
-            email = mask_email(email)
-        return {"id": user.get("id"), "email": email}
+        return {"id": user.get("id"), "email": self.policy.display_email(user.get("email"))}
 
     def summarize(self, session: dict[str, Any], profile: SummaryProfile, *, generated_at: int) -> Summary:
         view = build_view(session, profile)
@@ -295,7 +365,7 @@ class BuiltinSummarizer:
             ended_at=int(session["ended_at"]), key_insights=analysis.key_insights,
             potential_issues=analysis.potential_issues, journey=analysis.journey,
             outcome=analysis.outcome,
-            comparisons=[Comparison.model_validate(c) for c in view.comparisons],
+            comparisons=view.comparisons,  # validated with the summary, in one pass
         )
         if profile.llm.output_schema is None:
             return Summary(status="READY", summary=self.render_markdown(view, analysis), **base)
@@ -305,10 +375,3 @@ class BuiltinSummarizer:
             return Summary(status="FAILED", summary="", error=str(exc), **base)
         return Summary(status="READY", summary=json.dumps(answer, ensure_ascii=False), **base)
 
-
-def _severity(issue_type: str) -> str:
-    if issue_type in ("error", "error-click", "abandonment"):
-        return "high"
-    if issue_type in ("rage-click", "form-trouble", "slow-page"):
-        return "medium"
-    return "low"

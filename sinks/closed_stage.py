@@ -10,8 +10,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from replaylens.aggregates.comparison import compare_session
-from replaylens.aggregates.deltas import UrlDelta, counts_in_baselines, session_deltas
+from replaylens.aggregates.comparison import compare_batch
+from replaylens.aggregates.deltas import UrlDelta, counts_in_baselines
 from replaylens.aggregates.store import AggregateStore
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.summaries import Summary
@@ -34,19 +34,12 @@ class ClosedSessionStage:
         self.min_sessions = min_sessions
 
     def enrich(self, sessions: list[dict[str, Any]], now_ms: int) -> list[UrlDelta]:
-        """Attach comparisons (against the baseline as the store has it now) and return the
-        sessions' deltas. One store read per batch, not per session."""
-        urls = {self.normalizer.normalize(p["url"]) for s in sessions for p in s.get("pages") or ()
-                if p.get("url")}
-        stats = self.store.url_stats(sorted(urls), now_ms) if urls else {}
-        deltas: list[UrlDelta] = []
-        for s in sessions:
-            own = session_deltas(s, self.normalizer)
-            s["comparisons"] = [c.model_dump() for c in
-                                compare_session(s, stats, self.normalizer, self.min_sessions, deltas=own)]
-            if counts_in_baselines(s, self.exclude_automated):
-                deltas += own
-        return deltas
+        """Attach comparisons and return the sessions' deltas. Baselines are in event time: each
+        session against the window ending at its own start, including the batch's earlier
+        sessions (aggregates/comparison.py `compare_batch`); `now_ms` is not used for them."""
+        return compare_batch(sessions, self.store.url_stats, self.normalizer, self.min_sessions,
+                             self.store.window_days,
+                             counts=lambda s: counts_in_baselines(s, self.exclude_automated))
 
     async def handle(self, sessions: list[dict[str, Any]], now_ms: int) -> ClosedBatchResult:
         # DuckDB reads block: keep the event loop (Kafka heartbeats, LLM calls) free.

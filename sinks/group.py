@@ -21,10 +21,11 @@ from pydantic import BaseModel, Field
 from replaylens.schemas.profiles import DEFAULT_PROFILE
 from replaylens.schemas.summaries import IssueType, PotentialIssue, Summary
 from replaylens.sinks.builtin import BuiltinSummarizer
-from replaylens.sinks.detect import page_label
+from replaylens.config.privacy import PrivacyPolicy, hash_id
+from replaylens.config.wording import plural
+from replaylens.sinks.describe import page_label
 from replaylens.sinks.links import md_link
 from replaylens.sinks.profile_view import build_view
-from replaylens.config.privacy import hash_id, mask_text
 
 MAX_GROUP_SESSIONS = 100
 ISSUE_LIST_MAX_SESSIONS = 25
@@ -42,8 +43,13 @@ class GroupFilter(BaseModel):
     end_ms: Optional[int] = Field(default=None, description="Sessions active at or before this time")
     url: Optional[str] = Field(default=None, description="A URL substring, or a normalized URL")
     user_id: Optional[str] = None
+    user_email: Optional[str] = Field(default=None, description="Sessions of the user with this email: matched "
+                                      "through its keyed hash (the address itself is never stored)")
     issue_type: Optional[IssueType] = None
     limit: int = Field(default=MAX_GROUP_SESSIONS, ge=1, le=MAX_GROUP_SESSIONS)
+
+
+SEVERITY_WEIGHT = {"high": 3, "medium": 2, "low": 1}
 
 
 class FrictionPoint(BaseModel):
@@ -52,6 +58,9 @@ class FrictionPoint(BaseModel):
     occurrences: int
     session_count: int
     examples: list[str] = Field(default_factory=list, description="Up to 3 time-coded replay links")
+    severity: str = Field(default="medium", description="The worst severity among its issues")
+    message: Optional[str] = Field(default=None, description="The error's own message (masked), when one")
+    impact: int = Field(default=0, description="Sessions affected × severity weight (high 3, medium 2, low 1): the rank")
 
 
 class GroupIssue(BaseModel):
@@ -123,6 +132,9 @@ def select_sessions(sessions: list[dict[str, Any]], filt: GroupFilter, summarize
             continue
         if filt.user_id is not None and _user(session).get("id") != filt.user_id:
             continue
+        if filt.user_email is not None and _user(session).get("email") not in (
+                summarizer.policy.identity_key(filt.user_email), filt.user_email):
+            continue
         if filt.url is not None and not _url_matches(session, filt.url):
             continue
         issues, outcome = _issues_of(session, summarizer)
@@ -133,57 +145,98 @@ def select_sessions(sessions: list[dict[str, Any]], filt: GroupFilter, summarize
     return chosen[: filt.limit]
 
 
+def _error_words(issue: PotentialIssue) -> Optional[str]:
+    """What names the error across sessions: its message, else the failed request."""
+    if issue.type != "error":
+        return None
+    if issue.message:
+        return issue.message
+    match = re.search(r"(API error: [A-Z]* ?\S+ (returned \d+|failed without a response)|JavaScript error)",
+                      issue.description)
+    return match.group(1) if match else None
+
+
 def friction_points(chosen: list[tuple[dict[str, Any], list[PotentialIssue], str]]) -> list[FrictionPoint]:
-    occurrences: Counter[tuple[str, str]] = Counter()
-    sessions: dict[tuple[str, str], set[str]] = defaultdict(set)
-    examples: dict[tuple[str, str], list[str]] = defaultdict(list)
+    occurrences: Counter[tuple[str, str, Optional[str]]] = Counter()
+    sessions: dict[tuple[str, str, Optional[str]], set[str]] = defaultdict(set)
+    examples: dict[tuple[str, str, Optional[str]], list[str]] = defaultdict(list)
+    worst: dict[tuple[str, str, Optional[str]], str] = {}
     for session, issues, _ in chosen:
         for issue in issues:
-            key = (issue.type, normalize_url(issue.url))
+            key = (issue.type, normalize_url(issue.url), _error_words(issue))
             occurrences[key] += 1
             if session["window_id"] not in sessions[key] and len(examples[key]) < EXAMPLES_PER_FRICTION:
                 examples[key].append(issue.link)
             sessions[key].add(session["window_id"])
-    points = [FrictionPoint(issue_type=kind, url=url, occurrences=occurrences[(kind, url)],
-                            session_count=len(sessions[(kind, url)]), examples=examples[(kind, url)])
-              for kind, url in occurrences]
-    # Causes before the abandonment they may explain, when equally common.
-    points.sort(key=lambda p: (-p.session_count, -p.occurrences, p.issue_type == "abandonment",
+            if SEVERITY_WEIGHT[issue.severity] > SEVERITY_WEIGHT.get(worst.get(key, "low"), 0) or key not in worst:
+                worst[key] = issue.severity
+    points = [FrictionPoint(issue_type=kind, url=url, occurrences=occurrences[(kind, url, msg)],
+                            session_count=len(sessions[(kind, url, msg)]),
+                            examples=examples[(kind, url, msg)], severity=worst[(kind, url, msg)],
+                            message=msg,
+                            impact=len(sessions[(kind, url, msg)]) * SEVERITY_WEIGHT[worst[(kind, url, msg)]])
+              for kind, url, msg in occurrences]
+    # What hurts most first; causes before the abandonment they may explain, when equal.
+    points.sort(key=lambda p: (-p.impact, -p.occurrences, p.issue_type == "abandonment",
                                p.issue_type, p.url))
     return points
 
 
-def _where(url: str) -> str:
-    return page_label("//" + url) if url else "an unknown page"
+def _hosts(points: list[FrictionPoint]) -> set[str]:
+    return {p.url.split("/", 1)[0] for p in points if p.url}
 
 
-def highlight_paragraph(count: int, outcomes: Counter[str], points: list[FrictionPoint]) -> str:
+def _where(url: str, policy: PrivacyPolicy, with_host: bool = False) -> str:
+    if not url:
+        return "an unknown page"
+    path = page_label("//" + url, policy)
+    return f"{url.split('/', 1)[0]}{path}" if with_host else path
+
+
+def _point_words(point: FrictionPoint, policy: PrivacyPolicy, with_host: bool) -> str:
+    what = _ISSUE_WORDS.get(point.issue_type, point.issue_type)
+    if point.message:
+        what = f"{what} ({'“' + point.message + '”' if not point.message.startswith(('API error', 'JavaScript')) else point.message})"
+    return f"{what} on {_where(point.url, policy, with_host)}"
+
+
+def _within(point: FrictionPoint, filt: GroupFilter) -> bool:
+    return filt.url is None or not point.url or normalize_url(filt.url).lstrip("/") in point.url \
+        or filt.url in point.url
+
+
+def highlight_paragraph(count: int, outcomes: Counter[str], points: list[FrictionPoint],
+                        policy: PrivacyPolicy, filt: Optional[GroupFilter] = None) -> str:
     if count == 0:
         return "No sessions match this filter."
     parts = [f"{outcomes[s]} {s}" for s in ("converted", "abandoned", "neutral") if outcomes[s]]
-    text = f"Across {count} session{'s' if count != 1 else ''} ({', '.join(parts)})"
+    text = f"Across {plural(count, 'session')} ({', '.join(parts)})"
     if not points:
         return text + ", no potential issues were detected."
+    with_host = len(_hosts(points)) > 1
+    # The headline stays within the filter: a /checkout group leads with a /checkout finding.
+    ordered = [p for p in points if filt is None or _within(p, filt)] or points
+    ordered += [p for p in points if p not in ordered]
     mentions = []
-    for point in points[:3]:
-        label = f"{_ISSUE_WORDS.get(point.issue_type, point.issue_type)} on {_where(point.url)}"
+    for point in ordered[:3]:
+        label = _point_words(point, policy, with_host)
         linked = md_link(label, point.examples[0]) if point.examples else label
-        share = f"{point.session_count} of {count} sessions"
-        mentions.append(f"{linked} ({share})")
-    text += f", the most common friction was {mentions[0]}"
+        mentions.append(f"{linked} ({point.session_count} of {plural(count, 'session')}, {point.severity} severity)")
+    text += f", what hurt most was {mentions[0]}"
     if len(mentions) > 1:
         text += ", followed by " + " and ".join(mentions[1:])
     return text + "."
 
 
-def _group_issues(chosen: list[tuple[dict[str, Any], list[PotentialIssue], str]], salt: str) -> list[GroupIssue]:
+def _group_issues(chosen: list[tuple[dict[str, Any], list[PotentialIssue], str]], salt: str,
+                  policy: PrivacyPolicy) -> list[GroupIssue]:
     rows = []
     for session, issues, _ in chosen:
         user = _user(session)
         hashed = hash_id(user.get("id") or user.get("email"), salt) if user else None
         for issue in issues:
             rows.append(GroupIssue(
-                text=mask_text(issue.description) or "", pageURL=mask_text(issue.url),
+                text=policy.text(issue.description) or "", pageURL=policy.url(issue.url),
                 userIdHashed=hashed, sessionId=session["session_id"], eventId=issue.event_id,
                 type=issue.type, timestamp=issue.timestamp, link=issue.link))
     rows.sort(key=lambda r: (r.timestamp, r.sessionId))
@@ -191,14 +244,16 @@ def _group_issues(chosen: list[tuple[dict[str, Any], list[PotentialIssue], str]]
 
 
 def _markdown(summary_count: int, highlights: str, points: list[FrictionPoint],
-              issues: Optional[list[GroupIssue]]) -> str:
-    lines = [f"**{summary_count} sessions**", "", highlights]
+              issues: Optional[list[GroupIssue]], policy: PrivacyPolicy) -> str:
+    lines = [f"**{plural(summary_count, 'session')}**", "", highlights]
+    with_host = len(_hosts(points)) > 1
     if points:
         lines += ["", "**Common friction points**"]
         for point in points[:10]:
             links = ", ".join(md_link(f"example {n}", url) for n, url in enumerate(point.examples, 1))
-            lines.append(f"- {_ISSUE_WORDS.get(point.issue_type, point.issue_type)} on {_where(point.url)}: "
-                         f"{point.session_count} sessions, {point.occurrences} times"
+            lines.append(f"- {_point_words(point, policy, with_host)}: "
+                         f"{plural(point.session_count, 'session')}, {plural(point.occurrences, 'time')}, "
+                         f"{point.severity} severity"
                          + (f" ({links})" if links else ""))
     if issues is not None:
         lines += ["", "**Potential issues**"]
@@ -206,17 +261,25 @@ def _markdown(summary_count: int, highlights: str, points: list[FrictionPoint],
     return "\n".join(lines)
 
 
+def _shown(filt: GroupFilter, policy: PrivacyPolicy) -> GroupFilter:
+    """The filter as the output repeats it: an email only as its keyed hash."""
+    if filt.user_email is None:
+        return filt
+    return filt.model_copy(update={"user_email": policy.identity_key(filt.user_email)})
+
+
 def summarize_group(sessions: list[dict[str, Any]], filt: GroupFilter, summarizer: BuiltinSummarizer,
                     hash_salt: str) -> GroupSummary:
     chosen = select_sessions(sessions, filt, summarizer)
     outcomes: Counter[str] = Counter(outcome for _, _, outcome in chosen)
     points = friction_points(chosen)
-    highlights = highlight_paragraph(len(chosen), outcomes, points)
-    issues = _group_issues(chosen, hash_salt) if len(chosen) <= ISSUE_LIST_MAX_SESSIONS else None
+    policy = summarizer.policy
+    highlights = highlight_paragraph(len(chosen), outcomes, points, policy, filt)
+    issues = _group_issues(chosen, hash_salt, policy) if len(chosen) <= ISSUE_LIST_MAX_SESSIONS else None
     return GroupSummary(
-        session_count=len(chosen), filter=filt,
+        session_count=len(chosen), filter=_shown(filt, policy),
         started_at=min((s["started_at"] for s, _, _ in chosen), default=None),
         ended_at=max((s["ended_at"] for s, _, _ in chosen), default=None),
         outcomes=dict(outcomes), friction_points=points, highlights=highlights, issues=issues,
-        summary=_markdown(len(chosen), highlights, points, issues),
+        summary=_markdown(len(chosen), highlights, points, issues, policy),
     )

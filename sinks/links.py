@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from string import Formatter
+from typing import Callable, Optional
 from urllib.parse import quote
+
+from replaylens.config.settings import setting_default
 
 LINK_PLACEHOLDERS = frozenset({"replay_base_url", "session_id", "timestamp_ms"})
 
@@ -51,8 +54,8 @@ def md_link(text: str, url: str) -> str:
     return f"[{escape_md_text(text)}]({safe_url})"
 
 
-DEFAULT_LINK_TEMPLATE = "{replay_base_url}/sessions/{session_id}?t={timestamp_ms}"
-DEFAULT_REPLAY_BASE_URL = "http://localhost:8080/replay"
+DEFAULT_LINK_TEMPLATE: str = setting_default("link_template")
+DEFAULT_REPLAY_BASE_URL: str = setting_default("replay_base_url")
 
 
 class LinkSettings:
@@ -60,14 +63,17 @@ class LinkSettings:
 
     __slots__ = ("template", "replay_base_url")
 
-    def __init__(self, template: str = DEFAULT_LINK_TEMPLATE,
-                 replay_base_url: str = DEFAULT_REPLAY_BASE_URL) -> None:
-        check_link_template(template)
-        self.template = template
-        self.replay_base_url = replay_base_url
+    def __init__(self, template: Optional[str] = None, replay_base_url: Optional[str] = None) -> None:
+        self.template = template if template is not None else DEFAULT_LINK_TEMPLATE
+        self.replay_base_url = replay_base_url if replay_base_url is not None else DEFAULT_REPLAY_BASE_URL
+        check_link_template(self.template)
 
     def link(self, session_id: str, timestamp_ms: int) -> str:
         return replay_link(self.template, self.replay_base_url, session_id, timestamp_ms)
 
-    def for_session(self, session_id: str):  # -> Callable[[int], str]
-        return lambda timestamp_ms: self.link(session_id, timestamp_ms)
+    def for_session(self, session_id: str) -> Callable[[int], str]:
+        """A link maker for one session: the template is checked once, the id encoded once."""
+        prefix_args = dict(replay_base_url=self.replay_base_url.rstrip("/"),
+                           session_id=quote(str(session_id), safe=""))
+        template = self.template
+        return lambda timestamp_ms: template.format(timestamp_ms=int(timestamp_ms), **prefix_args)

@@ -15,9 +15,13 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import aiohttp
 
+from replaylens.config.settings import setting_default
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+TOKENS_PER_MESSAGE = 8  # chat-template role markers around each message
+TOKENIZE_PATHS = ("/tokenize", "/extras/tokenize/count")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
 JITTER = 0.25
@@ -58,11 +62,17 @@ def _retry_after_s(headers: Any) -> Optional[float]:
 
 
 class ChatClient:
-    def __init__(self, base_url: str, api_key: str = "", model: str = "", *, timeout_s: float = 30.0,
-                 max_retries: int = 3, backoff_s: float = 0.5, concurrency: int = 4,
+    def __init__(self, base_url: str, api_key: str = "", model: str = "", *, timeout_s: Optional[float] = None,
+                 max_retries: Optional[int] = None, backoff_s: Optional[float] = None,
+                 concurrency: Optional[int] = None,
                  session: Optional[aiohttp.ClientSession] = None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  rng: Optional[random.Random] = None) -> None:
+        # Left out: the Settings default (one default for each, in Settings).
+        timeout_s = timeout_s if timeout_s is not None else setting_default("llm_timeout_s")
+        max_retries = max_retries if max_retries is not None else setting_default("llm_max_retries")
+        backoff_s = backoff_s if backoff_s is not None else setting_default("llm_backoff_s")
+        concurrency = concurrency if concurrency is not None else setting_default("llm_concurrency")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -76,10 +86,13 @@ class ChatClient:
         self._owns_session = session is None
         self._sleep = sleep
         self._rng = rng or random.Random()
-        # Flipped off for good when the server rejects them with a 400: first the schema
-        # hint inside response_format, then response_format itself.
-        self.json_schema_supported = True
-        self.json_mode_supported = True
+        # The server root (without /v1): llama.cpp's server and vLLM serve POST /tokenize there,
+        # llama-cpp-python's server POST /extras/tokenize/count. Tried in order; the first that
+        # answers is kept.
+        root = base_url.rstrip("/")
+        root = root[: -len("/v1")] if root.endswith("/v1") else root
+        self.tokenize_urls = [root + path for path in TOKENIZE_PATHS]
+        self.tokenizer_available: Optional[bool] = None
 
     async def __aenter__(self) -> "ChatClient":
         return self
@@ -97,6 +110,33 @@ class ChatClient:
             self._session = aiohttp.ClientSession()
             self._owns_session = True
         return self._session
+
+    async def count_tokens(self, messages: list[dict[str, str]]) -> Optional[int]:
+        """The prompt's tokens as the served model counts them, or None when the server has no
+        tokenizer endpoint (llama.cpp: {"content"} -> {"tokens"}; vLLM: {"prompt"} -> {"count"};
+        llama-cpp-python: {"input"} -> {"count"})."""
+        if self.tokenizer_available is False:
+            return None
+        text = "\n".join(m["content"] for m in messages)
+        body = {"content": text, "prompt": text, "input": text, "model": self.model, "add_special": True}
+        for url in list(self.tokenize_urls):
+            try:
+                async with self._http().post(url, json=body, timeout=self.timeout) as resp:
+                    if resp.status >= 500:
+                        return None  # may pass: ask again next time
+                    data = await resp.json(content_type=None) if resp.status < 400 else None
+            except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
+                return None
+            count = _token_count(data)
+            if count is None:
+                if url in self.tokenize_urls:  # concurrent callers may have found it already
+                    self.tokenize_urls.remove(url)  # no tokenizer here
+                continue
+            self.tokenize_urls = [url]
+            self.tokenizer_available = True
+            return count + TOKENS_PER_MESSAGE * len(messages)
+        self.tokenizer_available = False
+        return None
 
     def backoff_delay(self, attempt: int) -> float:
         """Exponential backoff with jitter for the retry after `attempt` (1-based)."""
@@ -143,9 +183,9 @@ class ChatClient:
                     model: str) -> tuple[str, str]:
         body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature,
                                 "max_tokens": max_tokens, "stream": False}
-        if json_mode and self.json_mode_supported:
+        if json_mode:
             body["response_format"] = {"type": "json_object"}
-            if json_schema is not None and self.json_schema_supported:
+            if json_schema is not None:
                 body["response_format"]["schema"] = json_schema
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         rejected_json_mode = False
@@ -169,15 +209,24 @@ class ChatClient:
         except (aiohttp.ContentTypeError, ValueError) as exc:
             raise _Retryable(f"malformed response body: {exc}") from None
         if rejected_json_mode:
-            # Servers without (schema-guided) JSON mode reject the field; the prompt still asks for JSON.
+            # This request only: servers without (schema-guided) JSON mode reject the field, but a
+            # 400 may as well be about this one prompt, so the next request asks again.
             if "schema" in body["response_format"]:
-                log.info("LLM server rejected response_format.schema; continuing without it")
-                self.json_schema_supported = False
-            else:
-                log.info("LLM server rejected response_format; continuing without JSON mode")
-                self.json_mode_supported = False
-            return await self._post(messages, temperature, max_tokens, json_mode, json_schema, model)
+                log.info("LLM server rejected response_format.schema; this request goes without it")
+                return await self._post(messages, temperature, max_tokens, json_mode, None, model)
+            log.info("LLM server rejected response_format; this request goes without JSON mode")
+            return await self._post(messages, temperature, max_tokens, False, None, model)
         return _content_of(data), str(data.get("model") or model)
+
+
+def _token_count(data: Any) -> Optional[int]:
+    if not isinstance(data, dict):
+        return None
+    count = data.get("count")
+    if isinstance(count, int):
+        return count
+    tokens = data.get("tokens")
+    return len(tokens) if isinstance(tokens, list) else None
 
 
 def _content_of(data: Any) -> str:

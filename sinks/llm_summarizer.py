@@ -17,14 +17,21 @@ from typing import Any, Callable, Optional
 
 import jsonschema
 
+from replaylens.config.privacy import DEFAULT_POLICY, PrivacyPolicy
+from replaylens.config.settings import setting_default
 from replaylens.schemas.profiles import SummaryProfile
+from replaylens.schemas.sessions import window_id_of
 from replaylens.schemas.summaries import Summary
-from replaylens.sinks.builtin import idempotency_key
-from replaylens.sinks.links import md_link, replay_link
+from replaylens.sinks.builtin import Analysis, idempotency_key
+from replaylens.sinks.describe import url_path
+from replaylens.sinks.fact_check import SessionFacts, contradictions
+from replaylens.sinks.links import LinkSettings, md_link
 from replaylens.sinks.llm_client import ChatClient, InvalidAnswer, LlmUnavailable
-from replaylens.sinks.profile_view import build_view
-from replaylens.sinks.prompt import CitedMoment, Prompt, build_prompt, timecode
-from replaylens.config.privacy import mask_text
+from replaylens.sinks.profile_view import SessionView, build_view
+from replaylens.sinks.prompt import CitedMoment, Prompt, build_prompt, messages_tokens
+from replaylens.sinks.prompt_table import timecode
+from replaylens.sinks.prompt_text import INSTRUCTION_PHRASES
+from replaylens.sinks.token_budget import prompt_budget
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +48,11 @@ _ALIAS = re.compile(r"\bP(\d+)\b")
 _IDS_ONLY = re.compile(rf"^\s*{_ID}(?:\s*[,;]\s*{_ID})*\s*$")
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
 # Phrases of our own output instructions: an answer containing them parrots the prompt.
-_ECHOES = ("3 to 6 sentences", "citing event ids", "each one insight")
+_ECHOES = INSTRUCTION_PHRASES
+# Rebuilding a prompt that the server's tokenizer found over budget: this many times at most,
+# each time aiming this far under the budget.
+MAX_REFITS = 3
+REFIT_MARGIN = 0.95
 
 
 @dataclass
@@ -55,8 +66,10 @@ class ParsedAnswer:
 class _Citations:
     """Rewrites citations in the model's strings into replay links, counting ids."""
 
-    def __init__(self, prompt: Prompt, link_for: Callable[[CitedMoment], str], started_at: int) -> None:
+    def __init__(self, prompt: Prompt, link_for: Callable[[CitedMoment], str], started_at: int,
+                 policy: PrivacyPolicy) -> None:
         self.prompt = prompt
+        self.policy = policy
         self.link_for = link_for
         self.started_at = started_at
         self.cited: set[str] = set()
@@ -96,7 +109,7 @@ class _Citations:
         return " " + ", ".join(kept) if kept else ""
 
     def rewrite(self, text: str) -> str:
-        text = mask_text(text) or ""  # before links: timestamps in URLs look like card numbers
+        text = self.policy.text(text) or ""  # before links: timestamps in URLs look like card numbers
         text = _ANCHOR.sub(self._anchor, text)
         text = _ANCHOR_REF.sub(self._anchor, text)
         text = _GROUP.sub(lambda m: self._group_ids(m.group(1)), text)
@@ -107,7 +120,7 @@ class _Citations:
 
     def _alias(self, match: re.Match[str]) -> str:
         url = self.prompt.url_aliases.get(match.group(0))
-        return f"`{mask_text(url)}`" if url else match.group(0)
+        return f"`{self.policy.url(url)}`" if url else match.group(0)
 
 
 def extract_json_object(content: str) -> dict[str, Any]:
@@ -148,12 +161,16 @@ def _insights(value: Any) -> list[str]:
 
 def parse_answer(content: str, prompt: Prompt, *, output_schema: Optional[dict[str, Any]],
                  link_for: Callable[[CitedMoment], str], started_at: int,
-                 max_invented_share: float) -> ParsedAnswer:
-    """Validate one answer and map its citations; raises InvalidAnswer when unusable."""
+                 max_invented_share: float, policy: PrivacyPolicy = DEFAULT_POLICY,
+                 facts: Optional[SessionFacts] = None) -> ParsedAnswer:
+    """Validate one answer and map its citations; raises InvalidAnswer when unusable.
+
+    With `facts`, an answer stating something the session contradicts (a duration, a count of
+    pages or errors, a page, the outcome) is invalid too."""
     raw = extract_json_object(content)
     if any(echo in content for echo in _ECHOES):
         raise InvalidAnswer("answer repeats the output instructions instead of summarizing")
-    citations = _Citations(prompt, link_for, started_at)
+    citations = _Citations(prompt, link_for, started_at, policy)
     answer = _rewrite_strings(raw, citations.rewrite)
     if citations.cited:
         share = len(citations.invented) / len(citations.cited)
@@ -171,22 +188,50 @@ def parse_answer(content: str, prompt: Prompt, *, output_schema: Optional[dict[s
         summary = answer.get("summary")
         if not isinstance(summary, str) or not summary.strip():
             raise InvalidAnswer('answer has no "summary" text')
-    return ParsedAnswer(summary=summary, key_insights=_insights(answer.get("key_insights")),
+    insights = _insights(answer.get("key_insights"))
+    if facts is not None:
+        wrong = contradictions("\n".join([summary] + insights), facts)
+        if wrong:
+            raise InvalidAnswer("answer contradicts the session: " + "; ".join(wrong))
+    return ParsedAnswer(summary=summary, key_insights=insights,
                         cited=sorted(citations.cited), invented=sorted(citations.invented))
 
 
+def _or_default(value: Any, setting: str) -> Any:
+    return value if value is not None else setting_default(setting)
+
+
+def session_facts(view: SessionView, analysis: Analysis, policy: PrivacyPolicy) -> SessionFacts:
+    """What the fact check holds an answer to, from the deterministic analysis."""
+    paths = {url_path(policy.url(p["url"])) for p in view.pages if p.get("url")}
+    paths |= {url_path(policy.url(e.get("url"))) for e in view.events if e.get("url")}
+    paths |= {url_path(policy.url((e.get("error") or {}).get("request_url")))
+              for e in view.events if (e.get("error") or {}).get("request_url")}
+    distinct = len({step.url for step in analysis.journey})
+    errors = sum(1 for e in view.events if e.get("type") in ("network-error", "console-error"))
+    return SessionFacts(duration_ms=view.duration_ms, page_views=len(analysis.journey),
+                        distinct_pages=distinct,
+                        error_issues=sum(1 for i in analysis.potential_issues if i.type == "error"),
+                        error_events=errors, outcome=analysis.outcome.status,
+                        paths=frozenset(p for p in paths if p))
+
+
 class LlmSummarizer:
-    def __init__(self, client: ChatClient, builtin: Any, link_template: str, replay_base_url: str, *,
-                 max_prompt_tokens: int = 6000, max_output_tokens: int = 800,
-                 max_invented_share: float = 0.3, project: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, client: ChatClient, builtin: Any, link_template: Optional[str] = None,
+                 replay_base_url: Optional[str] = None, *,
+                 max_prompt_tokens: Optional[int] = None, max_output_tokens: Optional[int] = None,
+                 context_tokens: Optional[int] = None, max_invented_share: Optional[float] = None,
+                 project: Optional[dict[str, Any]] = None, policy: Optional[PrivacyPolicy] = None) -> None:
+        """Limits left out take their Settings defaults (one default for each, in Settings)."""
         self.client = client
         self.builtin = builtin
-        self.link_template = link_template
-        self.replay_base_url = replay_base_url
-        self.max_prompt_tokens = max_prompt_tokens
-        self.max_output_tokens = max_output_tokens
-        self.max_invented_share = max_invented_share
+        self.links = LinkSettings(link_template, replay_base_url)
+        self.max_output_tokens = _or_default(max_output_tokens, "llm_max_output_tokens")
+        self.budget = prompt_budget(_or_default(max_prompt_tokens, "llm_max_prompt_tokens"),
+                                    _or_default(context_tokens, "llm_context_tokens"), self.max_output_tokens)
+        self.max_invented_share = _or_default(max_invented_share, "llm_max_invented_ids")
         self.project = project or {}
+        self.policy = policy or getattr(builtin, "policy", DEFAULT_POLICY)
 
     async def summarize(self, session: dict[str, Any], profile: SummaryProfile, *,
                         generated_at: int) -> Summary:
@@ -195,7 +240,8 @@ class LlmSummarizer:
             base = self.builtin.summarize(session, profile, generated_at=generated_at)
         except Exception as exc:  # noqa: BLE001 - a bad session must not stop the stream
             log.exception("built-in summary failed for session %s", session.get("session_id"))
-            return failed_summary(session, profile, generated_at, f"builtin summarizer failed: {exc}")
+            return failed_summary(session, profile, generated_at, f"builtin summarizer failed: {exc}",
+                                  self.policy)
         try:
             parsed, model = await self._ask(session, profile)
         except LlmUnavailable as exc:
@@ -217,6 +263,21 @@ class LlmSummarizer:
             "error": None,
         })
 
+    async def fitted_prompt(self, view: SessionView, profile: SummaryProfile) -> Prompt:
+        """The prompt, within the budget as the served model's tokenizer counts it (when the
+        server has one; else as the safe estimate counts it)."""
+        budget = self.budget
+        for _ in range(MAX_REFITS):
+            prompt = build_prompt(view, profile, self.project, budget, self.policy)
+            counted = await self.client.count_tokens(prompt.messages)
+            used = counted if counted is not None else prompt.estimated_tokens
+            prompt.estimated_tokens = used
+            if used <= self.budget:
+                return prompt
+            budget = int(budget * self.budget / used * REFIT_MARGIN)
+        raise LlmUnavailable(f"prompt of {used} tokens does not fit the budget of {self.budget} "
+                             f"(context window minus {self.max_output_tokens} output tokens)")
+
     async def _ask(self, session: dict[str, Any], profile: SummaryProfile) -> tuple[ParsedAnswer, str]:
         schema = profile.llm.output_schema
         if schema is not None:
@@ -226,18 +287,17 @@ class LlmSummarizer:
                 raise LlmUnavailable(f"profile {profile.id} output_schema is not a valid JSON Schema: "
                                      f"{exc.message}") from None
         view = build_view(session, profile)
-        prompt = build_prompt(view, profile, self.project, self.max_prompt_tokens)
-        log.debug("prompt for %s: ~%d tokens, %d ids, omitted: %s", view.session_id,
+        facts = session_facts(view, self.builtin.analyze(view), self.policy)
+        prompt = await self.fitted_prompt(view, profile)
+        log.debug("prompt for %s: %d tokens, %d ids, omitted: %s", view.session_id,
                   prompt.estimated_tokens, len(prompt.id_map), prompt.omitted)
-
-        def link_for(moment: CitedMoment) -> str:
-            return replay_link(self.link_template, self.replay_base_url, view.session_id,
-                               moment.timestamp)
+        link = self.links.for_session(view.session_id)
 
         def validate(content: str) -> ParsedAnswer:
-            return parse_answer(content, prompt, output_schema=schema, link_for=link_for,
-                                started_at=view.started_at,
-                                max_invented_share=self.max_invented_share)
+            return parse_answer(content, prompt, output_schema=schema,
+                                link_for=lambda moment: link(moment.timestamp),
+                                started_at=view.started_at, max_invented_share=self.max_invented_share,
+                                policy=self.policy, facts=facts)
 
         parsed, model, _attempts = await self.client.complete(
             prompt.messages, validate=validate, temperature=profile.llm.temperature,
@@ -247,10 +307,10 @@ class LlmSummarizer:
 
 
 def failed_summary(session: dict[str, Any], profile: SummaryProfile, generated_at: int,
-                   error: str) -> Summary:
+                   error: str, policy: PrivacyPolicy = DEFAULT_POLICY) -> Summary:
     """A FAILED summary: published so consumers see the session was not summarized."""
     started_at = int(session.get("started_at") or 0)
-    window_id = session.get("window_id") or f"{session.get('session_id')}@{started_at}"
+    window_id = window_id_of(session)
     return Summary(
         idempotency_key=idempotency_key(window_id, profile),
         session_id=str(session.get("session_id")),
@@ -263,5 +323,5 @@ def failed_summary(session: dict[str, Any], profile: SummaryProfile, generated_a
         started_at=started_at,
         ended_at=int(session.get("ended_at") or started_at),
         summary="",
-        error=mask_text(error),
+        error=policy.text(error),
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from replaylens.schemas.profiles import CONTEXT_ELEMENTS, EventFilter, SliceOptions, SummaryProfile
+from replaylens.schemas.sessions import window_id_of
 
 CUSTOM = "custom"
 
@@ -131,7 +132,7 @@ def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
     context = select_context(session.get("context"), selected)
     return SessionView(
         session_id=session["session_id"],
-        window_id=session.get("window_id") or f"{session['session_id']}@{started_at}",
+        window_id=window_id_of(session),
         part=int(session.get("part") or 1),
         started_at=span_start,
         ended_at=span_end,

@@ -55,7 +55,8 @@ class SummarizerSink:
             return self.builtin.summarize(session, profile, generated_at=generated_at)
         except Exception as exc:  # noqa: BLE001 - one bad session must not stop the stream
             log.exception("built-in summary failed for session %s", session.get("session_id"))
-            return failed_summary(session, profile, generated_at, f"builtin summarizer failed: {exc}")
+            return failed_summary(session, profile, generated_at, f"builtin summarizer failed: {exc}",
+                                  self.builtin.policy)
 
 
 def project_from_settings(settings: Any) -> dict[str, str]:
@@ -81,6 +82,7 @@ def build_sink(settings: Any, profiles: list[SummaryProfile], builtin: Any,
         llm = LlmSummarizer(
             chat_client_from_settings(settings, http), builtin, settings.link_template,
             settings.replay_base_url, max_prompt_tokens=settings.llm_max_prompt_tokens,
-            max_output_tokens=settings.llm_max_output_tokens,
-            max_invented_share=settings.llm_max_invented_ids, project=project_from_settings(settings))
+            max_output_tokens=settings.llm_max_output_tokens, context_tokens=settings.llm_context_tokens,
+            max_invented_share=settings.llm_max_invented_ids, project=project_from_settings(settings),
+            policy=builtin.policy)
     return SummarizerSink(settings, profiles, builtin, llm, Triage.from_settings(settings))

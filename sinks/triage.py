@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Optional
 
+from replaylens.config.settings import setting_default
 from replaylens.schemas.events import ERROR_TYPES, FRUSTRATION_TYPES
 
 TriageMode = Literal["all", "issues", "min-duration", "issues-or-min-duration"]
@@ -28,8 +29,12 @@ def session_has_issues(session: dict[str, Any]) -> bool:
 
 
 class Triage:
-    def __init__(self, mode: TriageMode = "issues-or-min-duration", min_duration_ms: int = 60_000,
-                 calls_per_minute: int = 60, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, mode: Optional[TriageMode] = None, min_duration_ms: Optional[int] = None,
+                 calls_per_minute: Optional[int] = None, clock: Callable[[], float] = time.monotonic) -> None:
+        # Left out: the Settings default (one default for each, in Settings).
+        mode = mode if mode is not None else setting_default("llm_triage")
+        min_duration_ms = min_duration_ms if min_duration_ms is not None else setting_default("llm_triage_min_duration_ms")
+        calls_per_minute = calls_per_minute if calls_per_minute is not None else setting_default("llm_calls_per_minute")
         if mode not in TRIAGE_MODES:
             raise ValueError(f"triage mode {mode!r} is not one of {', '.join(TRIAGE_MODES)}")
         if calls_per_minute < 0:

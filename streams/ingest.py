@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from replaylens.schemas.events import EVENT_TYPES, Event
 from replaylens.config.privacy import Masker
+from replaylens.config.settings import setting_default
 
 _EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 _NonNeg = Annotated[float, msgspec.Meta(ge=0)]
@@ -76,11 +77,6 @@ class _FastEvent(msgspec.Struct):
 _fast_decoder = msgspec.json.Decoder(_FastEvent)
 
 
-def _may_need_masking(text: Optional[str]) -> bool:
-    """Cheap pre-check mirroring mask_text: only emails and digit runs are ever rewritten."""
-    return bool(text) and ("@" in text or any(c.isdigit() for c in text))
-
-
 @dataclass(slots=True)
 class Accepted:
     """A valid, normalized, masked event, ready for the sessionizer."""
@@ -126,9 +122,10 @@ class EventDecoder:
 
     __slots__ = ("masker", "future_tolerance_ms")
 
-    def __init__(self, masker: Optional[Masker] = None, future_tolerance_ms: int = 600_000) -> None:
+    def __init__(self, masker: Optional[Masker] = None, future_tolerance_ms: Optional[int] = None) -> None:
         self.masker = masker or Masker()
-        self.future_tolerance_ms = future_tolerance_ms
+        self.future_tolerance_ms = (future_tolerance_ms if future_tolerance_ms is not None
+                                    else setting_default("future_tolerance_ms"))
 
     def decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
         try:
@@ -139,7 +136,8 @@ class EventDecoder:
             if self._unchanged(ev, now_ms):  # the hot path: one pass, the original bytes kept
                 return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type,
                                 raw.decode() if isinstance(raw, bytes) else raw)
-            return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
+            # valid already; the check above found what needs masking (or the future timestamp)
+            return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -154,10 +152,14 @@ class EventDecoder:
 
     def _unchanged(self, ev: _FastEvent, now_ms: int) -> bool:
         """A valid event that needs no event id, no masking and is not from the future."""
+        error = ev.error
         return (ev.event_id is not None and ev.timestamp <= now_ms + self.future_tolerance_ms
-                and ev.value is None
-                and not (ev.target is not None and _may_need_masking(ev.target.text))
-                and not (ev.error is not None and _may_need_masking(ev.error.message)))
+                and not self.masker.event_needs_masking(
+                    ev.value, ev.url, ev.target.text if ev.target is not None else None,
+                    error.message if error is not None else None,
+                    error.request_url if error is not None else None, ev.properties,
+                    ev.user.email if ev.user is not None else None,
+                    ev.org.name if ev.org is not None else None))
 
     def _validated(self, obj: dict, now_ms: int, raw: Union[bytes, str, None]) -> Union[Accepted, Rejected]:
         if _fast_valid(obj):
@@ -186,8 +188,10 @@ class EventDecoder:
                 source = source.encode()
             obj["event_id"] = "h-" + hashlib.blake2b(source, digest_size=10).hexdigest()
             changed = True
-        if (obj.get("value") is not None or _may_need_masking(_sub(obj, "target", "text"))
-                or _may_need_masking(_sub(obj, "error", "message"))):
+        if self.masker.event_needs_masking(
+                obj.get("value"), obj.get("url"), _sub(obj, "target", "text"), _sub(obj, "error", "message"),
+                _sub(obj, "error", "request_url"), obj.get("properties"), _sub(obj, "user", "email"),
+                _sub(obj, "org", "name")):
             # Masking may rewrite text: keep the re-encoded form (never the raw one) then.
             self.masker.mask_event(obj)
             changed = True

@@ -24,6 +24,7 @@ import orjson
 from replaylens.streams.ingest import Accepted
 from replaylens.streams.pages import page_visits
 from replaylens.streams.signals import SignalRules, automation_evidence, detect_signals
+from replaylens.schemas.sessions import window_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +104,6 @@ class AddResult:
 
 
 _ACCEPTED = AddResult(True)
-
-
-def window_id(session_id: str, start: int) -> str:
-    return f"{session_id}@{start}"
 
 
 class Sessionizer:

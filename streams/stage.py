@@ -90,7 +90,7 @@ class SessionStage:
         self.out.dead_letters.append({
             "reason": reason, "error": error, "topic": origin.topic, "partition": origin.partition,
             "offset": origin.offset, "key": origin.key.decode("utf-8", "replace") if origin.key else None,
-            "session_id": session_id, "received_at": wall_ms, **original_fields(raw),
+            "session_id": session_id, "received_at": wall_ms, **original_fields(raw, self.decoder.masker),
         })
 
     def decode(self, raw: Union[bytes, str], origin: Origin, wall_ms: int) -> Optional[Accepted]:

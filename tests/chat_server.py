@@ -57,8 +57,14 @@ def event_ids(body: dict[str, Any]) -> list[str]:
 
 class ChatServer:
     def __init__(self, model: str = "test-model", reject_response_format: bool = False,
-                 reject_schema: bool = False) -> None:
+                 reject_schema: bool = False, tokenizer: Optional[str] = None,
+                 chars_per_token: float = 1.5) -> None:
         self.model = model
+        # POST /tokenize like llama.cpp ("llama": {"content"} -> {"tokens"}) or vLLM ("vllm":
+        # {"prompt"} -> {"count", "tokens"}); None: no such endpoint (404), like OpenAI.
+        self.tokenizer = tokenizer
+        self.chars_per_token = chars_per_token
+        self.tokenize_requests: list[dict[str, Any]] = []
         self.reject_response_format = reject_response_format  # like servers without JSON mode
         self.reject_schema = reject_schema  # like servers that take only {"type": "json_object"}
         self.script: deque[Reply] = deque()
@@ -79,6 +85,8 @@ class ChatServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        if self.tokenizer is not None:
+            app.router.add_post("/tokenize", self._tokenize)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -94,6 +102,15 @@ class ChatServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.tokenize_requests.append(body)
+        text = body.get("content") if self.tokenizer == "llama" else body.get("prompt")
+        tokens = list(range(int(len(text or "") / self.chars_per_token) + 1))
+        if self.tokenizer == "llama":
+            return web.json_response({"tokens": tokens})
+        return web.json_response({"count": len(tokens), "max_model_len": 8192, "tokens": tokens})
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -21,7 +21,7 @@ from replaylens.api.highlights import (
 )
 from replaylens.api.models import HighlightsRequest, SessionsQuery
 from replaylens.api.store import ApiStore
-from replaylens.config.privacy import email_lookup_key
+from replaylens.config.privacy import PrivacyPolicy
 from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
 from replaylens.sinks.builtin import BuiltinSummarizer
 from replaylens.streams.profiles_topic import merged_streaming
@@ -120,7 +120,7 @@ def test_sessions_query_needs_a_user():
 
 # -- store ---------------------------------------------------------------------------------------
 def test_store_indexes_by_user_and_email_hash_and_never_keeps_the_email(tmp_path):
-    store = ApiStore(tmp_path / "api.duckdb", "secret")
+    store = ApiStore(tmp_path / "api.duckdb", PrivacyPolicy(identity_secret="secret").lookup_key)
     sessions = [shop_session("u1:s1", 0), shop_session("u1:s2", 100), shop_session("other", 50)]
     sessions[2]["context"]["user"] = {"id": "u2", "email": "x@y.org"}
     records = [("closed", 0, n, orjson.dumps(s)) for n, s in enumerate(sessions)]
@@ -136,7 +136,7 @@ def test_store_indexes_by_user_and_email_hash_and_never_keeps_the_email(tmp_path
     raw = (tmp_path / "api.duckdb").read_bytes() + (tmp_path / "api.duckdb.wal").read_bytes() \
         if (tmp_path / "api.duckdb.wal").exists() else (tmp_path / "api.duckdb").read_bytes()
     assert b"Jane.Doe@Example.com" not in raw and b"jane.doe@example.com" not in raw
-    reopened = ApiStore(tmp_path / "api.duckdb", "secret")
+    reopened = ApiStore(tmp_path / "api.duckdb", PrivacyPolicy(identity_secret="secret").lookup_key)
     window = reopened.windows("u1:s1")[0]
     assert window["context"]["user"]["email"] == "J***@Example.com"
     assert reopened.offsets() == {("closed", 0): 4}  # the offsets survive with the rows
@@ -144,13 +144,17 @@ def test_store_indexes_by_user_and_email_hash_and_never_keeps_the_email(tmp_path
 
 
 def test_email_hash_is_keyed():
-    assert email_lookup_key("a@b.co", "k1") != email_lookup_key("a@b.co", "k2")
-    assert email_lookup_key("A@B.co ", "k1") == email_lookup_key("a@b.co", "k1")
-    assert email_lookup_key("not an email", "k1") is None and email_lookup_key(None, "k1") is None
+    k1, k2 = PrivacyPolicy(identity_secret="k1"), PrivacyPolicy(identity_secret="k2")
+    assert k1.lookup_key("a@b.co") != k2.lookup_key("a@b.co")
+    assert k1.lookup_key("A@B.co ") == k1.lookup_key("a@b.co") != "a@b.co"
+    kept = PrivacyPolicy(identity_secret="k1", keep_identity=True)
+    assert kept.identity_key("a@b.co") == "a@b.co" and kept.lookup_key("a@b.co") == k1.lookup_key("a@b.co")
+    assert k1.lookup_key(k1.lookup_key("a@b.co")) == k1.lookup_key("a@b.co")  # a hash is not hashed again
+    assert k1.lookup_key(None) is None
 
 
 def test_feedback_counts_per_profile_and_summarizer_and_highlight_requests_persist(tmp_path):
-    store = ApiStore(tmp_path / "api.duckdb", "secret")
+    store = ApiStore(tmp_path / "api.duckdb", PrivacyPolicy(identity_secret="secret").lookup_key)
     for n, (profile, summarizer, rating) in enumerate([("default", "builtin", "up"), ("default", "builtin", "down"),
                                                        ("default", "llm", "up"), ("crm", "builtin", "up")]):
         store.put_feedback({"feedback_id": f"f{n}", "session_id": "s", "profile_id": profile,
@@ -165,7 +169,7 @@ def test_feedback_counts_per_profile_and_summarizer_and_highlight_requests_persi
     store.add_highlight_request("r3", "u1", None, 0, 10, "https://hook.example/x", "acme/shop")
     store.finish_highlight("r3", True, 2, None)
     store.close()
-    reopened = ApiStore(tmp_path / "api.duckdb", "secret")
+    reopened = ApiStore(tmp_path / "api.duckdb", PrivacyPolicy(identity_secret="secret").lookup_key)
     assert reopened.pending_highlights() == ["r1", "r2"]
     assert reopened.highlight_request("r2")["payload"] == {"status": "READY"}
     r3 = reopened.highlight_request("r3")

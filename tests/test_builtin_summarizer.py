@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 
 from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
+from replaylens.config.goals import Goal
 from replaylens.schemas.summaries import Summary
 from replaylens.sinks.builtin import BuiltinSummarizer, idempotency_key
 from replaylens.sinks.profile_view import build_view
@@ -70,7 +71,9 @@ def test_clean_browse_has_no_issues():
 def test_clean_browse_insights_and_journey():
     summary = summarize(clean_browse())
     text = "\n".join(summary.key_insights)
-    assert "Visited 4 pages" in text
+    assert "Viewed 4 pages" in text
+    assert text.startswith("Browsed without a goal in sight: the home page, search results, a product page")
+    assert "In order: landed on the home page, clicked “Shoes”, went to search results" in text
     assert "Searched for “trail shoes”" in text
     assert "“Trail Runner”" in text
     assert [step.url for step in summary.journey] == [
@@ -78,7 +81,7 @@ def test_clean_browse_insights_and_journey():
     assert summary.journey[0].time_on_page_ms == 9000
     assert summary.journey[0].link == link_at(0)
     assert "clicked “Shoes”" in summary.journey[0].actions
-    assert summary.summary.startswith("**Overview:** Visited 4 pages in 50 s on desktop (Chrome on macOS)")
+    assert summary.summary.startswith("**Overview:** Viewed 4 pages in 50 s on desktop (Chrome on macOS)")
 
 
 def test_rage_click_from_signal_at_its_time_and_not_double_counted():
@@ -117,7 +120,7 @@ def test_javascript_error_grouped_with_count():
     assert summary.potential_issues[0].event_id == "e2"
 
 
-def test_api_500_on_checkout_is_error_and_form_trouble():
+def test_api_500_on_checkout_is_one_blocking_incident():
     events = [
         nav(0, "/checkout"),
         {"timestamp": at(10), "type": "input-change", "target": {"selector": "#address"}, "value": "[masked]"},
@@ -126,13 +129,16 @@ def test_api_500_on_checkout_is_error_and_form_trouble():
          "error": {"status": 500, "method": "post", "request_url": SITE + "/api/orders"}},
     ]
     summary = summarize(make_session(events))
-    assert sorted(issue_moments(summary)) == sorted(
-        [("abandonment", at(0)), ("error", at(31)), ("form-trouble", at(31))])
-    by_type = {i.type: i for i in summary.potential_issues}
-    assert by_type["error"].description == "API error: POST /api/orders returned 500 on /checkout"
-    assert "submitting with “Place order” failed" in by_type["form-trouble"].description
-    assert by_type["error"].link == link_at(31)
-    assert summary.outcome.status == "abandoned"
+    assert issue_moments(summary) == [("error", at(30))]  # the click, the failure: one incident
+    issue = summary.potential_issues[0]
+    assert issue.description == ("Purchase blocked: clicking “Place order” on /checkout failed "
+                                 "(API error: POST /api/orders returned 500)")
+    assert issue.severity == "high" and issue.blocking and issue.goal == "purchase"
+    assert [(e.what, e.link) for e in issue.evidence] == [
+        ("clicked “Place order”", link_at(30)), ("API error: POST /api/orders returned 500", link_at(31))]
+    assert issue.link == link_at(30)
+    assert summary.outcome.status == "abandoned" and summary.outcome.goal == "purchase"
+    assert summary.outcome.failed_attempts == 1
 
 
 def test_slow_page_uses_good_thresholds():
@@ -144,6 +150,7 @@ def test_slow_page_uses_good_thresholds():
     ]
     summary = summarize(make_session(events))
     assert issue_moments(summary) == [("slow-page", at(14))]  # exactly-at-threshold is still good
+    assert summary.potential_issues[0].severity == "low"
     assert summary.potential_issues[0].description == (
         "Slow page /product/9: LCP 4.1 s (good ≤ 2.5 s), INP 350 ms (good ≤ 200 ms), CLS 0.25 (good ≤ 0.1)")
 
@@ -153,8 +160,8 @@ def test_cart_abandonment_and_conversion():
     abandoned = summarize(make_session([nav(0, "/product/red"), added, nav(40, "/blog")]))
     assert issue_moments(abandoned) == [("abandonment", at(20))]
     assert abandoned.potential_issues[0].description == \
-        "Abandoned cart: added “Red Shoes” to the cart but never checked out"
-    assert abandoned.outcome.status == "abandoned"
+        "Abandoned purchase: added “Red Shoes” to the cart at 0:20 but never completed an order"
+    assert abandoned.outcome.status == "abandoned" and abandoned.outcome.goal == "purchase"
 
     converted = summarize(make_session([
         nav(0, "/product/red"), added, nav(30, "/checkout"),
@@ -167,8 +174,11 @@ def test_cart_abandonment_and_conversion():
 def test_custom_converted_event_names():
     session = make_session([nav(0, "/checkout"), {"timestamp": at(9), "type": "custom", "name": "Subscribed"}])
     assert summarize(session).outcome.status == "abandoned"
-    custom = BuiltinSummarizer(TEMPLATE, BASE_URL, converted_events=["Subscribed"])
-    assert custom.summarize(session, DEFAULT_PROFILE, generated_at=0).outcome.status == "converted"
+    goals = [Goal(name="subscription", events=["Subscribed"], start_url_patterns=["checkout"],
+                  started_by_visit=True, reached_words="subscribed")]
+    custom = BuiltinSummarizer(TEMPLATE, BASE_URL, goals=goals)
+    outcome = custom.summarize(session, DEFAULT_PROFILE, generated_at=0).outcome
+    assert (outcome.status, outcome.goal, outcome.evidence) == ("converted", "subscription", "“Subscribed” at 0:09")
 
 
 def test_form_trouble_repeated_edits_of_one_field():
@@ -181,14 +191,16 @@ def test_form_trouble_repeated_edits_of_one_field():
     summary = summarize(make_session(events))
     trouble = [i for i in summary.potential_issues if i.type == "form-trouble"]
     assert [(i.timestamp, i.event_id) for i in trouble] == [(at(10), "e2")]
-    assert "“#password” 4 separate times" in trouble[0].description
+    assert "“password” 4 separate times" in trouble[0].description
+    assert trouble[0].severity == "medium" and trouble[0].goal == "sign-up"
 
 
 def test_typing_burst_is_one_edit():
     events = [nav(0, "/signup")] + [
         {"timestamp": at(10) + 150 * n, "type": "input-change", "target": {"selector": "#name"}, "value": "[masked]"}
         for n in range(30)]
-    assert summarize(make_session(events)).potential_issues == []
+    issues = summarize(make_session(events)).potential_issues
+    assert [i.type for i in issues] == ["abandonment"]  # typed into the sign-up form and left
 
 
 def test_form_trouble_input_followed_by_error():
@@ -196,7 +208,10 @@ def test_form_trouble_input_followed_by_error():
               {"timestamp": at(10), "type": "input-change", "target": {"selector": "#zip"}, "value": "[masked]"},
               {"timestamp": at(11), "type": "console-error", "error": {"message": "Invalid zip"}}]
     summary = summarize(make_session(events))
-    assert sorted(issue_moments(summary)) == [("error", at(11)), ("form-trouble", at(11))]
+    assert issue_moments(summary) == [("error", at(10))]
+    assert summary.potential_issues[0].description == \
+        "Sign-up blocked: editing “zip” on /signup failed (JavaScript error: “Invalid zip”)"
+    assert summary.potential_issues[0].message == "Invalid zip"
 
 
 def test_masking_of_emails_and_cards_in_text():
@@ -209,7 +224,8 @@ def test_masking_of_emails_and_cards_in_text():
     assert "jane.doe@example.com" not in dumped
     assert "4111 1111 1111 1111" not in dumped
     assert summary.potential_issues[0].description == \
-        "JavaScript error: “card [card] declined for [email]” on /account"
+        "Clicking “Email [email]” on /account failed (JavaScript error: “card [card] declined for [email]”)"
+    assert summary.potential_issues[0].message == "card [card] declined for [email]"
     assert r"card \[card\] declined for \[email\]" in summary.summary  # escaped inside link text
     assert "clicked “Email [email]”" in summary.summary
     assert summary.user == {"id": "u9", "email": "j***@example.com"}
@@ -332,9 +348,10 @@ def test_schema_with_objects_enums_and_unknown_fields():
     }
     data = answer(schema)
     assert data["outcome"] == "neutral" and data["converted"] is False
-    assert data["issue_count"] == len(data["issues"]) >= 2
-    api = next(i for i in data["issues"] if i["text"].startswith("API error"))
-    assert api["when"] == at(21) and api["severity"] == "high" and api["page"] == SITE + "/settings/billing"
+    assert data["issue_count"] == len(data["issues"]) == 1  # the click and its 422: one incident
+    api = data["issues"][0]
+    assert "API error: PUT /api/payment returned 422" in api["text"]
+    assert api["when"] == at(20) and api["severity"] == "medium" and api["page"] == SITE + "/settings/billing"
     assert data["mystery"] == "alpha"  # nothing matches: first enum value
     assert data["meta"]["device"] == "desktop (Chrome on macOS)"
     assert len(data["overview"]) <= 80
@@ -381,7 +398,7 @@ def test_derived_dead_click_on_a_form_field_is_not_an_issue():
 
 
 def test_poor_vitals_thresholds_are_configurable():
-    from replaylens.sinks.detect import POOR_VITALS
+    from replaylens.sinks.incidents import POOR_VITALS
 
     events = [nav(0, "/a"), {"timestamp": at(1), "type": "web-vitals", "metrics": {"lcp": 3900, "inp": 300}},
               nav(5, "/b"), {"timestamp": at(6), "type": "web-vitals", "metrics": {"lcp": 4200}}]

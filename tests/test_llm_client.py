@@ -116,15 +116,16 @@ async def test_client_errors_are_not_retried(server):
     assert len(server.requests) == 1
 
 
-async def test_json_mode_is_dropped_when_the_server_rejects_it():
+async def test_json_mode_is_dropped_for_the_request_the_server_rejects_it_in_only():
     server = ChatServer(reject_response_format=True)
     await server.start()
     try:
         async with make_client(server) as client:
             value, _, attempts = await client.complete(MESSAGES, validate=accept, json_mode=True)
-            assert attempts == 1 and not client.json_mode_supported
+            assert attempts == 1
             await client.complete(MESSAGES, validate=accept, json_mode=True)
-        assert ["response_format" in r for r in server.requests] == [True, False, False]
+        # a 400 may be about one prompt: the next request asks for JSON mode again
+        assert ["response_format" in r for r in server.requests] == [True, False, True, False]
     finally:
         await server.stop()
 
@@ -150,7 +151,8 @@ async def test_schema_hint_is_dropped_when_only_plain_json_mode_is_supported():
             await client.complete(MESSAGES, validate=accept, json_mode=True, json_schema=SCHEMA)
             await client.complete(MESSAGES, validate=accept, json_mode=True, json_schema=SCHEMA)
         plain = {"type": "json_object"}
-        assert formats(server) == [{"type": "json_object", "schema": SCHEMA}, plain, plain]
+        hinted = {"type": "json_object", "schema": SCHEMA}
+        assert formats(server) == [hinted, plain, hinted, plain]
     finally:
         await server.stop()
 

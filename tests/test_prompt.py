@@ -8,7 +8,10 @@ import pytest
 
 from replaylens.schemas.profiles import DEFAULT_PROFILE, SummaryProfile
 from replaylens.sinks.profile_view import build_view
-from replaylens.sinks.prompt import SYSTEM_PROMPT, build_prompt, estimate_tokens, fence, timecode
+from replaylens.config.privacy import DEFAULT_POLICY
+from replaylens.sinks.prompt import build_prompt
+from replaylens.sinks.prompt_table import Cells, timecode
+from replaylens.sinks.prompt_text import SYSTEM_PROMPT
 from tests.llm_sessions import SITE, T0, checkout_session
 
 PROJECT = {"site_name": "Shop", "site_url": SITE, "industry": "retail"}
@@ -75,7 +78,7 @@ def test_typed_values_and_page_text_are_fenced_and_cannot_break_the_fence():
 
 
 def test_fence_cuts_long_text():
-    fenced = fence("x" * 500)
+    fenced = Cells(DEFAULT_POLICY).fence("x" * 500)
     assert fenced.startswith("«") and fenced.endswith("…»") and len(fenced) < 100
 
 
@@ -83,7 +86,7 @@ def test_only_selected_context_reaches_the_prompt():
     profile = SummaryProfile(id="no-user", context={"exclude_user_context": True, "exclude": ["location"]})
     text = user_text(prompt_for(checkout_session(), profile))
     assert "\nuser:" not in text and "u-42" not in text and "location:" not in text
-    assert "org: «" in text and "Acme" in text
+    assert "org: «" in text and "Acme" not in text and "hmac:" in text  # an org name is identity
 
 
 def test_output_schema_is_sent_when_set_otherwise_summary_and_insights_shape():
@@ -138,7 +141,3 @@ def test_tight_budget_drops_middle_events_but_keeps_signals_errors_and_ends():
 @pytest.mark.parametrize("ms,expected", [(0, "t+00:00"), (61_500, "t+01:01"), (3_723_000, "t+1:02:03")])
 def test_timecode(ms, expected):
     assert timecode(ms) == expected
-
-
-def test_estimate_tokens_is_about_four_chars_per_token():
-    assert estimate_tokens("") == 0 and estimate_tokens("abcd") == 1 and estimate_tokens("abcde") == 2

@@ -110,7 +110,9 @@ def builtin():
 
 def make_llm(url: str, builtin: BuiltinSummarizer, *, max_output_tokens: int = 200) -> LlmSummarizer:
     client = ChatClient(url, "", ALIAS, timeout_s=CALL_TIMEOUT_S, max_retries=1, backoff_s=0.1)
-    return LlmSummarizer(client, builtin, TEMPLATE, BASE, max_prompt_tokens=1000,
+    # The budget as SmolLM2's own tokenizer counts it (the server's /extras/tokenize/count), within
+    # the 4096-token context the server is started with.
+    return LlmSummarizer(client, builtin, TEMPLATE, BASE, max_prompt_tokens=2000, context_tokens=4096,
                          max_output_tokens=max_output_tokens, max_invented_share=0.3,
                          project={"site_name": "Shop", "site_url": SITE, "industry": "retail"})
 
@@ -160,6 +162,7 @@ async def test_output_schema_answers_are_valid_json_through_the_sink(smollm_url,
     async with llm.client:
         [troubled] = await sink.summarize_closed(checkout_session())
         [calm] = await sink.summarize_closed(quiet_session())
+    assert llm.client.tokenizer_available is True  # the served model's tokenizer counted the prompt
     assert calm.summarizer == "builtin"  # triage: no issues, no LLM call
     assert troubled.summarizer in ("llm", "builtin-fallback") and troubled.status == "READY"
     for summary in (troubled, calm):
