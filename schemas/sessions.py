@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CloseReason = Literal["inactivity", "session-end", "max-duration", "max-events", "end-of-input"]
+CloseReason = Literal["inactivity", "session-end", "max-duration", "max-events", "max-bytes", "end-of-input"]
 
 
 class Signal(BaseModel):
@@ -73,3 +73,5 @@ class ClosedSession(BaseModel):
     pages: list[PageVisit] = Field(default_factory=list)
     context: SessionContext = Field(default_factory=SessionContext)
     comparisons: list[Comparison] = Field(default_factory=list)
+    trimmed: Optional[dict[str, int]] = Field(
+        default=None, description="Pages and signals left out to keep the record under max_record_bytes (rare)")

@@ -5,10 +5,17 @@ strict mirror of the contract); such an event is kept as its original bytes unle
 missing event id must change it. Anything else goes through the pydantic model
 (`schemas.events.Event`), which is the authority: the fast path may only accept what the model
 accepts (property tests hold it to that), and every rejection carries the model's own message.
+
+Isolation: no input can make `decode` or `accept` raise. Whatever a message holds (invalid UTF-8,
+nesting past any parser's limit, numbers no encoder can write back) ends as a `Rejected` with a
+reason, and what is accepted can always be encoded and decoded again (state, re-key topic,
+closed sessions). An accepted event larger than `max_event_bytes` is capped: long strings and
+lists are cut with a marker and the event says so in `_truncated` (original size, values cut).
 """
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -16,11 +23,25 @@ import msgspec
 import orjson
 from pydantic import ValidationError
 
-from replaylens.schemas.events import EVENT_TYPES, Event
+from replaylens.schemas.events import EVENT_MAX_DEPTH, EVENT_TYPES, ID_MAX_LENGTH, MAX_SAFE_INT, Event
 from replaylens.config.privacy import Masker
 
 _EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 _NonNeg = Annotated[float, msgspec.Meta(ge=0)]
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX_LENGTH)]
+_SafeInt = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+
+# Number literals that some decoder on the way may refuse (orjson: a double that overflows to
+# infinity) or turn into integers no encoder writes back. msgspec skips unknown fields without
+# reading their numbers, so the fast path checks the bytes for them (a rare false alarm only
+# sends an event down the slow path, which is authoritative).
+_RISKY_NUMBER = re.compile(rb"[0-9][eE][+-]?[0-9]{3}|[0-9]{17}")
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+TRUNCATED_FIELD = "_truncated"
+TRUNCATION_MARK = "…[truncated]"
+_UNCUT_FIELDS = frozenset({"session_id", "event_id", "timestamp", "type"})
+_CORE_FIELDS = ("session_id", "event_id", "timestamp", "type", "url", "name")
+_MIN_KEEP = 64  # characters of a string, or items of a list, that a cut always keeps
 
 
 class _Ctx(msgspec.Struct):
@@ -40,7 +61,7 @@ class _Ctx(msgspec.Struct):
 
 class _Error(msgspec.Struct):
     message: Optional[str] = None
-    status: Optional[int] = None
+    status: Optional[_SafeInt] = None
     method: Optional[str] = None
     request_url: Optional[str] = None
 
@@ -56,10 +77,10 @@ class _Metrics(msgspec.Struct):
 class _FastEvent(msgspec.Struct):
     """Strict mirror of schemas.events.Event for the common shape (epoch-ms integer timestamps)."""
 
-    session_id: Annotated[str, msgspec.Meta(min_length=1)]
-    timestamp: int
+    session_id: _Id
+    timestamp: _SafeInt
     type: _EventType
-    event_id: Optional[Annotated[str, msgspec.Meta(min_length=1)]] = None
+    event_id: Optional[_Id] = None
     url: Optional[str] = None
     value: Optional[str] = None
     name: Optional[str] = None
@@ -124,19 +145,29 @@ def _first_error(exc: ValidationError) -> str:
 class EventDecoder:
     """bytes -> Accepted | Rejected. One instance per worker; holds no per-event state."""
 
-    __slots__ = ("masker", "future_tolerance_ms")
+    __slots__ = ("masker", "future_tolerance_ms", "max_event_bytes")
 
-    def __init__(self, masker: Optional[Masker] = None, future_tolerance_ms: int = 600_000) -> None:
+    def __init__(self, masker: Optional[Masker] = None, future_tolerance_ms: int = 600_000,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.masker = masker or Masker()
         self.future_tolerance_ms = future_tolerance_ms
+        self.max_event_bytes = max_event_bytes
 
     def decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
+        """Never raises: any failure of one message is that message's rejection."""
+        try:
+            return self._decode(raw, now_ms)
+        except Exception as exc:  # noqa: BLE001 - isolation: one message must not stop a batch
+            return _unprocessable(exc)
+
+    def _decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
         try:
             ev = _fast_decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            ev = None
-        if ev is not None and _satisfies_contract_rules(ev):
-            if self._unchanged(ev, now_ms):  # the hot path: one pass, the original bytes kept
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            ev = None  # the slow path says precisely what is wrong
+        if ev is not None and _satisfies_contract_rules(ev) and _bytes_safe(raw):
+            if self._unchanged(ev, now_ms) and len(raw) <= self.max_event_bytes:
+                # The hot path: one pass, the original bytes kept.
                 return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type,
                                 raw.decode() if isinstance(raw, bytes) else raw)
             return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
@@ -149,8 +180,13 @@ class EventDecoder:
         return self._validated(obj, now_ms, raw)
 
     def accept(self, obj: dict, now_ms: int) -> Union[Accepted, Rejected]:
-        """Validate an already-decoded object (rrweb mapping, simulator, tests)."""
-        return self._validated(obj, now_ms, None)
+        """Validate an already-decoded object (rrweb mapping, simulator, tests). Never raises."""
+        try:
+            if type(obj) is not dict:
+                return Rejected("invalid-event", f"an event must be a JSON object, not {type(obj).__name__}")
+            return self._validated(obj, now_ms, None)
+        except Exception as exc:  # noqa: BLE001 - isolation, as in decode()
+            return _unprocessable(exc)
 
     def _unchanged(self, ev: _FastEvent, now_ms: int) -> bool:
         """A valid event that needs no event id, no masking and is not from the future."""
@@ -160,13 +196,18 @@ class EventDecoder:
                 and not (ev.error is not None and _may_need_masking(ev.error.message)))
 
     def _validated(self, obj: dict, now_ms: int, raw: Union[bytes, str, None]) -> Union[Accepted, Rejected]:
+        if not _depth_within(obj, EVENT_MAX_DEPTH):
+            sid = obj.get("session_id")
+            return Rejected("invalid-event", f"nested deeper than {EVENT_MAX_DEPTH} levels",
+                            sid if type(sid) is str and len(sid) <= ID_MAX_LENGTH else None)
         if _fast_valid(obj):
             return self._normalize(obj, now_ms, raw, changed=False)
         try:
             model = Event.model_validate(obj)
         except ValidationError as exc:
             sid = obj.get("session_id")
-            return Rejected("invalid-event", _first_error(exc), sid if type(sid) is str else None)
+            return Rejected("invalid-event", _first_error(exc),
+                            sid if type(sid) is str and len(sid) <= ID_MAX_LENGTH else None)
         return self._normalize(model.model_dump(exclude_unset=True), now_ms, raw, changed=True)
 
     def _normalize(self, obj: dict, now_ms: int, raw: Union[bytes, str, None],
@@ -192,12 +233,90 @@ class EventDecoder:
             self.masker.mask_event(obj)
             changed = True
         if changed or raw is None:
-            text = orjson.dumps(obj).decode()
+            data = orjson.dumps(obj)
         else:
-            text = raw.decode() if isinstance(raw, bytes) else raw
-        return Accepted(obj["session_id"], obj["event_id"], ts, obj["type"], text)
+            data = raw.encode() if isinstance(raw, str) else raw
+        if len(data) > self.max_event_bytes:
+            data = orjson.dumps(cap_event(obj, self.max_event_bytes, len(data)))
+        return Accepted(obj["session_id"], obj["event_id"], ts, obj["type"], data.decode())
 
 
 def _sub(obj: dict, name: str, field: str) -> Any:
     sub = obj.get(name)
     return sub.get(field) if type(sub) is dict else None
+
+
+def _unprocessable(exc: BaseException) -> Rejected:
+    # The exception's type only: its message may quote the event's contents.
+    return Rejected("invalid-event", f"the event could not be processed ({type(exc).__name__})")
+
+
+def _bytes_safe(raw: Union[bytes, str]) -> bool:
+    """What the fast path keeps as bytes can be decoded and re-encoded by any JSON library."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") > EVENT_MAX_DEPTH:  # cheap bound; rarely inconclusive
+        return False
+    return _RISKY_NUMBER.search(data) is None
+
+
+def _depth_within(obj: Any, limit: int) -> bool:
+    """Nesting of containers is at most `limit` (iterative: no recursion on hostile input)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if type(value) is dict:
+            children = value.values()
+        elif type(value) is list:
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return True
+
+
+def cap_event(obj: dict[str, Any], max_bytes: int, original_bytes: int) -> dict[str, Any]:
+    """The event cut to fit `max_bytes` when encoded: long strings and lists are shortened (a
+    marker shows where), ids and the timestamp never; `_truncated` records the original size and
+    how many values were cut. If cutting strings and lists is not enough (e.g. huge keys), only
+    the contract's core fields are kept."""
+    keep = max(_MIN_KEEP, max_bytes // 8)
+    while True:
+        cut = [0]
+        out = {k: (v if k in _UNCUT_FIELDS else _cut(v, keep, cut)) for k, v in obj.items()}
+        out[TRUNCATED_FIELD] = {"original_bytes": original_bytes, "values_cut": cut[0]}
+        if len(orjson.dumps(out)) <= max_bytes or keep <= _MIN_KEEP:
+            break
+        keep = max(_MIN_KEEP, keep // 4)
+    if len(orjson.dumps(out)) > max_bytes:
+        cut = [0]
+        out = {k: (obj[k] if k in _UNCUT_FIELDS else _cut(obj[k], _MIN_KEEP, cut))
+               for k in _CORE_FIELDS if k in obj}
+        out[TRUNCATED_FIELD] = {"original_bytes": original_bytes, "values_cut": cut[0],
+                                "fields_dropped": sorted(k for k in obj if k not in out)}
+    return out
+
+
+def _cut(value: Any, keep: int, cut: list[int]) -> Any:
+    """A copy with strings (and dict keys) longer than `keep` characters and lists longer than
+    `keep` items shortened. Depth is bounded by EVENT_MAX_DEPTH, so recursion is safe here."""
+    if type(value) is str:
+        if len(value) <= keep:
+            return value
+        cut[0] += 1
+        return value[:keep] + TRUNCATION_MARK
+    if type(value) is dict:
+        out = {}
+        for k, v in value.items():
+            if len(k) > keep:
+                cut[0] += 1
+                k = k[:keep] + TRUNCATION_MARK
+            out[k] = _cut(v, keep, cut)
+        return out
+    if type(value) is list:
+        if len(value) > keep:
+            cut[0] += 1
+            value = value[:keep] + [TRUNCATION_MARK]
+        return [_cut(v, keep, cut) for v in value]
+    return value
