@@ -320,3 +320,15 @@ def _cut(value: Any, keep: int, cut: list[int]) -> Any:
             value = value[:keep] + [TRUNCATION_MARK]
         return [_cut(v, keep, cut) for v in value]
     return value
+
+
+def encode_event(ev: dict[str, Any], max_bytes: int) -> Optional[bytes]:
+    """A mapped event (rrweb) as JSON for the events topic, capped like an accepted event; None
+    when no JSON can say it (integers beyond 64 bits, nesting past the encoder's limit)."""
+    try:
+        data = orjson.dumps(ev)
+        if len(data) > max_bytes:
+            data = orjson.dumps(cap_event(ev, max_bytes, len(data)))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return data
