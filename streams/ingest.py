@@ -161,15 +161,21 @@ class EventDecoder:
             return _unprocessable(exc)
 
     def _decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
+        if isinstance(raw, str):
+            try:
+                raw = raw.encode()
+            except UnicodeEncodeError as exc:  # lone surrogates
+                return Rejected("invalid-json", f"not JSON: text is not valid UTF-8 ({exc.reason})")
         try:
             ev = _fast_decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            # msgspec skips unknown fields without checking their UTF-8 or their depth.
+            text = raw.decode() if _bytes_safe(raw) else None
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             ev = None  # the slow path says precisely what is wrong
-        if ev is not None and _satisfies_contract_rules(ev) and _bytes_safe(raw):
+        if ev is not None and text is not None and _satisfies_contract_rules(ev):
             if self._unchanged(ev, now_ms) and len(raw) <= self.max_event_bytes:
                 # The hot path: one pass, the original bytes kept.
-                return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type,
-                                raw.decode() if isinstance(raw, bytes) else raw)
+                return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, text)
             return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
         try:
             obj = orjson.loads(raw)
@@ -235,7 +241,7 @@ class EventDecoder:
         if changed or raw is None:
             data = orjson.dumps(obj)
         else:
-            data = raw.encode() if isinstance(raw, str) else raw
+            data = raw.encode() if isinstance(raw, str) else raw  # bytes since _decode; str from callers
         if len(data) > self.max_event_bytes:
             data = orjson.dumps(cap_event(obj, self.max_event_bytes, len(data)))
         return Accepted(obj["session_id"], obj["event_id"], ts, obj["type"], data.decode())
@@ -251,9 +257,8 @@ def _unprocessable(exc: BaseException) -> Rejected:
     return Rejected("invalid-event", f"the event could not be processed ({type(exc).__name__})")
 
 
-def _bytes_safe(raw: Union[bytes, str]) -> bool:
+def _bytes_safe(data: bytes) -> bool:
     """What the fast path keeps as bytes can be decoded and re-encoded by any JSON library."""
-    data = raw.encode() if isinstance(raw, str) else raw
     if data.count(b"[") + data.count(b"{") > EVENT_MAX_DEPTH:  # cheap bound; rarely inconclusive
         return False
     return _RISKY_NUMBER.search(data) is None

@@ -65,11 +65,14 @@ NAMED = {
 }
 
 
-def _assert_round_trips(result) -> None:
-    """An accepted event can be encoded, decoded again (the re-key path) and fits its cap."""
+def _assert_round_trips(result, explicit: bool = True) -> None:
+    """An accepted event can be encoded, decoded again (the re-key path) and fits its cap. With
+    `explicit`, a rejection must say what is wrong: the catch-all that keeps unforeseen errors from
+    escaping ("could not be processed") must not be what handled it."""
     assert isinstance(result, (Accepted, Rejected))
     if isinstance(result, Rejected):
         assert result.reason in {"invalid-json", "invalid-event", "future-timestamp"} and result.error
+        assert not (explicit and "could not be processed" in result.error), result.error
         return
     data = result.json.encode()
     assert len(data) <= MAX_EVENT
@@ -89,10 +92,17 @@ def test_named_hostile_inputs_are_rejected_or_round_trip(name):
 
 def test_the_inputs_of_the_issue_are_rejected_with_a_reason():
     for name in ("nested-2000-in-properties", "invalid-utf8-in-session-id", "invalid-utf8-in-property",
-                 "timestamp-beyond-int64", "timestamp-negative-float", "timestamp-nan", "metric-1e999"):
+                 "invalid-utf8-in-unknown-field", "nested-300-in-unknown-field", "timestamp-beyond-int64",
+                 "timestamp-negative-float", "timestamp-nan", "metric-1e999", "unknown-field-1e999"):
         result = dec.decode(NAMED[name], NOW)
         assert isinstance(result, Rejected), name
-    assert "UTF-8" in dec.decode(NAMED["invalid-utf8-in-property"], NOW).error
+    for name in ("invalid-utf8-in-property", "invalid-utf8-in-unknown-field", "invalid-utf8-in-session-id"):
+        result = dec.decode(NAMED[name], NOW)
+        assert result.reason == "invalid-json" and "UTF-8" in result.error, name
+    deep = dec.decode(b'{"session_id":"s","type":"click","timestamp":1,"p":' + b"[" * 3000 + b"]" * 3000 + b"}", NOW)
+    assert deep.reason == "invalid-json" and "depth" in deep.error
+    big_invalid = dec.decode(HEAD + b'"timestamp":1,"note":"' + b"\xff\xfe" * 50_000 + b'"}', NOW)
+    assert big_invalid.reason == "invalid-json" and "UTF-8" in big_invalid.error
     assert "timestamp" in dec.decode(NAMED["timestamp-negative-float"], NOW).error
     assert "deeper than" in dec.decode(NAMED["nested-300-in-properties"], NOW).error
 
@@ -120,7 +130,7 @@ def test_accept_never_raises_on_python_objects_either():
                 {"session_id": "s", "timestamp": float("inf"), "type": "click"},
                 {"session_id": "s", "timestamp": 1, "type": "web-vitals", "metrics": {"lcp": float("nan")}},
                 {"session_id": "s", "timestamp": 1, "type": "click", "properties": {"s": {1, 2}}}):
-        _assert_round_trips(dec.accept(obj, NOW))
+        _assert_round_trips(dec.accept(obj, NOW), explicit=False)
 
 
 # -- fuzzing -------------------------------------------------------------------------------
