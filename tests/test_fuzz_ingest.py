@@ -173,7 +173,7 @@ def _stage() -> SessionStage:
                         SignalRules(), dec)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(any_bytes, max_size=40), st.integers(0, 3))
 def test_stage_never_raises_and_every_message_is_accounted_for(messages, partitions):
     stage = _stage()

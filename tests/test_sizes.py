@@ -65,8 +65,11 @@ def test_a_200k_event_session_of_300_byte_bodies_goes_through_in_linked_parts_un
     stage = SessionStage.from_settings(S)
     n = 200_000
     closed = []
+    template = _event("big", 0, 0).replace(b'"big-0"', b'"big-%d"').replace(b'"timestamp":0', b'"timestamp":%d')
+    assert len(template) - 4 + 6 >= 300
+    origin = Origin("events", 0, 0)
     for i in range(n):
-        stage.process(0, _event("big", i, NOW - 10**7 + i * 10), Origin("events", 0, i), NOW)
+        stage.process(0, template % (i, NOW - 12 * 3_600_000 + i * 200), origin, NOW)  # 11 h of clicks
         if i % 20_000 == 0:
             closed += stage.close_ready([0])
     closed += stage.close_all()
@@ -198,3 +201,24 @@ def test_topics_allow_the_largest_record():
     for name in (S.topic_events, S.topic_closed_sessions, S.state_topic, S.topic_dead_letter):
         assert int(topic_configs(S, name)["max.message.bytes"]) > S.max_record_bytes
     assert int(topic_configs(S, S.topic_rrweb)["max.message.bytes"]) >= 16 * 1024 * 1024
+
+
+def test_a_buffered_300_byte_event_costs_under_1_kb_of_memory():
+    import gc
+    import tracemalloc
+    from replaylens.streams.ingest import EventDecoder
+    dec = EventDecoder()
+    raws = [_event(f"s{i % 300}", i, NOW - 10**6 + i) for i in range(20_000)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        sz = Sessionizer(SessionRules.from_settings(S))
+        for raw in raws:
+            sz.add(dec.decode(raw, NOW))
+        gc.collect()
+        per_event = (tracemalloc.get_traced_memory()[0] - base) / sz.buffered_events
+    finally:
+        tracemalloc.stop()
+    print(f"bytes_per_event={per_event:.0f} (event JSON {sum(map(len, raws)) / len(raws):.0f} bytes)")
+    assert sz.buffered_events == len(raws) and per_event < 1024
