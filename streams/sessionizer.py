@@ -384,8 +384,9 @@ class Sessionizer:
         return sum(len(s.windows) for s in self.keys.values())
 
 
-# A closed session's pages, signals and context repeat parts of its events: at most this many
-# times the events' own bytes (measured worst cases stay below 3); below it no size check is needed.
+# A closed session's pages, signals and context repeat parts of its events (urls, selectors,
+# texts): a generous bound of their size relative to the events', below which the encoded size
+# is not measured (measuring costs a second encoding of the session).
 CLOSED_SESSION_OVERHEAD = 4
 
 

@@ -217,3 +217,59 @@ def _event_ids(records) -> dict[str, set[str]]:
     for w in {r["value"]["window_id"]: r["value"] for r in records}.values():
         out[w["session_id"]].update(e["event_id"] for e in w["events"])
     return out
+
+
+async def test_a_big_open_session_survives_sigkill_from_its_state_pieces(kafka_bootstrap, tmp_path):
+    """The open state of a session far over 1 MB is written as pieces; a worker killed with SIGKILL
+    mid-session is replaced by one that reads them back: no event lost, parts still one chain."""
+    t0 = int(time.time() * 1000) - SPAN_MS - 3_000
+    env = pipeline_env(kafka_bootstrap, tmp_path, REPLAYLENS_SESSION_GRACE_MS=10_000,
+                       REPLAYLENS_SESSION_GAP_MS=300_000)
+    await create_topics(env)
+    big = big_session(t0)[: BIG_EVENTS * 3 // 4] + big_session(t0)[-1:]
+    valid = sorted(big + simulated(t0, 60), key=lambda e: e["timestamp"])
+    records = [(e["session_id"].encode(), orjson.dumps(e)) for e in valid]
+    first, second = records[: len(records) // 2], records[len(records) // 2:]
+    expected: dict[str, set[str]] = collections.defaultdict(set)
+    for e in valid:
+        expected[e["session_id"]].add(e["event_id"])
+    started = time.monotonic()
+    worker = WorkerProcess(env, tmp_path / "worker-1.log").start()
+    async with TopicReader(kafka_bootstrap, topic(env, "closed_sessions")) as closed:
+        try:
+            await _produce(kafka_bootstrap, topic(env, "events"), first)
+            await closed.until(lambda rs: sum(r["value"]["session_id"] == "big:session" for r in rs) >= 8,
+                               timeout_s=90, alive=worker.assert_alive)
+        finally:
+            worker.kill()  # SIGKILL mid-session: the rest of its open state is only in the pieces
+        parts_before = sum(r["value"]["session_id"] == "big:session" for r in closed.records)
+        restarted = WorkerProcess(env, tmp_path / "worker-2.log").start()
+        try:
+            await _produce(kafka_bootstrap, topic(env, "events"), second)
+
+            def all_out(rs) -> bool:
+                got = _event_ids(rs)
+                return all(ids <= got.get(sid, set()) for sid, ids in expected.items())
+
+            await closed.until(all_out, timeout_s=150, alive=restarted.assert_alive)
+            restarted.assert_alive()
+            rss_kb = _peak_rss_kb(restarted.proc.pid)
+        finally:
+            restarted.stop()
+    got = _event_ids(closed.records)
+    lost = {sid: len(ids - got.get(sid, set())) for sid, ids in expected.items() if ids - got.get(sid, set())}
+    windows = {r["value"]["window_id"]: r["value"] for r in closed.records}
+    parts: dict[int, set[str]] = collections.defaultdict(set)
+    for w in windows.values():
+        if w["session_id"] == "big:session":
+            parts[w["part"]].add(w["window_id"])
+    duplicates = len(closed.records) - len(windows)
+    print(f"\nmessages_in={len(records)} sessions_in={len(expected)} sessions_out={len(got)} "
+          f"events_in={sum(map(len, expected.values()))} events_lost={sum(lost.values())} "
+          f"big_parts_before_kill={parts_before} big_parts={len(parts)} duplicates_by_window_id={duplicates} "
+          f"peak_rss_mb_restarted={rss_kb / 1024:.0f} seconds={time.monotonic() - started:.0f}")
+    assert not lost, f"events lost: {lost}"
+    assert sorted(parts) == list(range(1, len(parts) + 1)) and all(len(ids) == 1 for ids in parts.values())
+    chain = [next(iter(parts[k])) for k in sorted(parts)]
+    for k in range(2, len(chain) + 1):
+        assert windows[chain[k - 1]]["previous_window_id"] == chain[k - 2]
