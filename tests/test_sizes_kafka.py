@@ -182,11 +182,15 @@ async def test_oversized_inputs_and_outputs_lose_nothing_and_never_stop_the_work
         state_sizes = await _record_sizes(kafka_bootstrap, DEFAULTS.model_copy(
             update={"app_id": env["REPLAYLENS_APP_ID"]}).state_topic, partitions)
         dead_sizes = [len(orjson.dumps(r["value"])) for r in dlq.records]
+        async with TopicReader(kafka_bootstrap, topic(env, "summaries")) as summaries:
+            await summaries.until(lambda rs: len(rs) >= len(windows), timeout_s=60, alive=worker.assert_alive)
+        summary_sizes = await _record_sizes(kafka_bootstrap, topic(env, "summaries"), partitions)
         print(f"\nmessages_in={messages_in} sessions_in={len(expected)} sessions_out={len(got)} "
               f"closed_records={len(closed.records)} events_in={sum(map(len, expected.values()))} "
               f"events_lost={sum(lost.values())} big_session_parts={len(big_parts)} "
               f"largest_closed={max(closed_sizes)} largest_state={max(state_sizes)} "
               f"state_topic_bytes={sum(state_sizes)} largest_dead_letter={max(dead_sizes)} "
+              f"summaries={len(summary_sizes)} largest_summary={max(summary_sizes, default=0)} "
               f"dead_letters={dict(reasons)} peak_rss_mb={rss_kb / 1024:.0f} "
               f"seconds={time.monotonic() - started:.0f}")
 
@@ -194,6 +198,7 @@ async def test_oversized_inputs_and_outputs_lose_nothing_and_never_stop_the_work
         assert max(closed_sizes) <= DEFAULTS.max_record_bytes
         assert max(state_sizes) <= DEFAULTS.max_record_bytes and sum(state_sizes) > 2 * 1_000_000
         assert max(dead_sizes) < 64 * 1024
+        assert len(summary_sizes) >= len(windows) and max(summary_sizes) <= DEFAULTS.max_record_bytes
         assert [w["part"] for w in big_parts] == list(range(1, len(big_parts) + 1)) and len(big_parts) > 20
         for prev, part in zip(big_parts, big_parts[1:]):
             assert part["previous_window_id"] == prev["window_id"]
