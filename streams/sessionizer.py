@@ -102,6 +102,7 @@ class PieceLog:
     saved_seq: int = 0
     saved_count: int = 0
     legacy: bool = False  # a whole-state record keyed by the bare session id is still there
+    head_shape: Any = None  # what the last head written said, but a single window's bounds
 
 
 @dataclass(slots=True)
@@ -307,9 +308,11 @@ class Sessionizer:
     # Open sessions are kept as appended pieces, so a batch writes only what it added (issue 12:
     # state written <= 2x the input) and no record outgrows its topic (issue 9): per session id,
     # pieces `p\0<n>\0<sid>` each hold a JSON array of events added by one batch (cut at
-    # `max_piece_bytes`), and one small head `h\0<sid>` holds the windows' bounds and the live
-    # piece range [first, next). When events leave (a window closed while another stays open),
-    # the remaining events are written again as fresh pieces and the old ones tombstoned.
+    # `max_piece_bytes`), and a small head `h\0<sid>` holds the windows and the first live piece
+    # (every piece from it on is live). The head is rewritten only when more than the events
+    # changed: a session with one window that only grew is described by its pieces (its bounds
+    # are its events'). When events leave (a window closed while another stays open), the rest
+    # is written again as fresh pieces and the old ones tombstoned.
     def export_key(self, sid: str) -> Optional[dict[str, Any]]:
         """The whole open state of one session id (tests; the same shape import_key reads)."""
         state = self.keys.get(sid)
@@ -349,7 +352,10 @@ class Sessionizer:
             log.next += 1
         log.saved_count += len(new)
         log.saved_seq = self._seq
-        records.append((head_key(sid), orjson.dumps(_head(state, log))))
+        shape = _shape(state, log)
+        if shape != log.head_shape:
+            records.append((head_key(sid), orjson.dumps(_head(state, log))))
+            log.head_shape = shape
         records += [(piece_key(sid, n), None) for n in dead]
         if log.legacy:
             records.append((sid.encode(), None))
@@ -469,6 +475,17 @@ def _head(state: KeyState, log: PieceLog) -> dict[str, Any]:
                          "previous_window_id": w.previous_window_id} for w in state.windows]}
 
 
+def _shape(state: KeyState, log: PieceLog) -> Any:
+    """A head's content that the pieces cannot tell: all of it with several windows, all but
+    the bounds with one (its events give them)."""
+    windows = state.windows
+    if len(windows) != 1:
+        return orjson.dumps(_head(state, log))
+    w = windows[0]
+    return (state.closed_until, state.next_part, state.previous_window_id, log.first, w.ended, w.part,
+            w.previous_window_id, w.end if w.ended else None)
+
+
 def _chunks(events: list[Buffered], max_bytes: int) -> Iterable[list[Buffered]]:
     chunk: list[Buffered] = []
     size = 0
@@ -500,16 +517,30 @@ def assemble_states(records: dict[bytes, Any]) -> dict[str, dict[str, Any]]:
         elif type(value) is dict:  # the whole-state format
             out[key.decode()] = {**value, "legacy": True}
     for sid, head in heads.items():
-        events = [ev for n in range(head["first_piece"], head["next_piece"])
-                  for ev in pieces.get((sid, n), ())]
+        first = head["first_piece"]
+        numbers = sorted(n for (owner, n) in pieces if owner == sid and n >= first)
+        seen: set[str] = set()
+        events = []
+        for n in numbers:
+            for ev in pieces[(sid, n)]:
+                if ev["event_id"] not in seen:  # a crash between a rewrite and its head repeats some
+                    seen.add(ev["event_id"])
+                    events.append(ev)
         windows = [{**w, "events": []} for w in head["windows"]]
         for ev in events:
             ts = ev["timestamp"]
-            home = next((w for w in windows if w["start"] <= ts <= w["end"]), None)
+            home = windows[0] if len(windows) == 1 else \
+                next((w for w in windows if w["start"] <= ts <= w["end"]), None)
             if home is None and not windows:
                 continue  # nothing open: a stale piece
             if home is None:  # cannot happen with a current head; keep the event rather than lose it
                 home = min(windows, key=lambda w: min(abs(ts - w["start"]), abs(ts - w["end"])))
             home["events"].append([ts, ev["event_id"], ev["type"], orjson.dumps(ev).decode()])
-        out[sid] = {**head, "windows": windows, "legacy": sid in out}
+        for w in windows:  # a single window's bounds grow with its pieces, not its head
+            if w["events"]:
+                w["start"] = min(w["start"], min(e[0] for e in w["events"]))
+                if not w["ended"]:
+                    w["end"] = max(w["end"], max(e[0] for e in w["events"]))
+        out[sid] = {**head, "windows": windows, "next_piece": numbers[-1] + 1 if numbers else first,
+                    "legacy": sid in out}
     return out
