@@ -174,9 +174,8 @@ class Runtime:
             sz = self.stage.partitions.get(p)
             if sz is None:
                 continue
-            for sid in sz.drain_dirty():
-                for key, value in sz.export_records(sid, piece_bytes):
-                    state_topic.send_soon(key=key, partition=p, value=value)
+            for key, value in sz.export_dirty(piece_bytes):
+                state_topic.send_soon(key=key, partition=p, value=value)
 
 
 async def read_state_partition(bootstrap: str, topic: str, partition: int) -> dict[str, dict[str, Any]]:

@@ -103,6 +103,7 @@ class PieceLog:
     saved_count: int = 0
     legacy: bool = False  # a whole-state record keyed by the bare session id is still there
     head_shape: Any = None  # what the last head written said, but a single window's bounds
+    orphans: list[tuple[int, int]] = field(default_factory=list)  # (generation, n) left by a crash
 
 
 @dataclass(slots=True)
@@ -146,6 +147,8 @@ class Sessionizer:
         self.buffered_events = 0
         self._busy = False  # events arrived since the last advance()
         self.persisted: dict[str, PieceLog] = {}  # what the state topic holds per session id
+        self._saved_watermark: Optional[int] = None  # the partition event time last written
+        self._watermark_restored = False
 
     # -- adding ---------------------------------------------------------------------------
     def add(self, ev: Accepted, wall_ms: Optional[int] = None, rekeyed: bool = False) -> AddResult:
@@ -307,12 +310,14 @@ class Sessionizer:
     # -- persistence (the state topic stores these) ----------------------------------------
     # Open sessions are kept as appended pieces, so a batch writes only what it added (issue 12:
     # state written <= 2x the input) and no record outgrows its topic (issue 9): per session id,
-    # pieces `p\0<n>\0<sid>` each hold a JSON array of events added by one batch (cut at
-    # `max_piece_bytes`), and a small head `h\0<sid>` holds the windows and the first live piece
-    # (every piece from it on is live). The head is rewritten only when more than the events
-    # changed: a session with one window that only grew is described by its pieces (its bounds
-    # are its events'). When events leave (a window closed while another stays open), the rest
-    # is written again as fresh pieces and the old ones tombstoned.
+    # pieces `p\0<generation>:<n>\0<sid>` each hold a JSON array of events added by one batch
+    # (cut at `max_piece_bytes`), and a small head `h\0<sid>` holds the windows and the live
+    # generation. A batch in which a session with one window only grew writes pieces alone (its
+    # bounds are its events'). Any other change (a window closed, opened, ended, merged; several
+    # windows open) starts a new generation: the live events are written again as fresh pieces,
+    # then the head, then tombstones for the old generation. Records are written in that order
+    # and offsets are committed after them, so a crash anywhere in between leaves the old head
+    # with its whole generation, and the batch is delivered again (tests/test_sizes.py).
     def export_key(self, sid: str) -> Optional[dict[str, Any]]:
         """The whole open state of one session id (tests; the same shape import_key reads)."""
         state = self.keys.get(sid)
@@ -335,35 +340,55 @@ class Sessionizer:
             if log is None:  # never written: opened and closed between two writes
                 return []
             del self.persisted[sid]
-            return [(head_key(sid), None)] + [(piece_key(sid, n), None) for n in range(log.first, log.next)] + \
-                ([(sid.encode(), None)] if log.legacy else [])
+            return [(head_key(sid), None)] + [(piece_key(sid, log.first, n), None) for n in range(log.first, log.next)] + \
+                [(piece_key(sid, g, n), None) for g, n in log.orphans] + ([(sid.encode(), None)] if log.legacy else [])
         if log is None:
             log = self.persisted[sid] = PieceLog()
         live = [e for w in state.windows for e in w.events]
         new = [e for e in live if e[1] > log.saved_seq]
+        shape = _shape(state)
         dead = range(0)
-        if len(live) - len(new) != log.saved_count:  # saved events left: write what stays anew
-            dead, new = range(log.first, log.next), live
+        dead_generation = log.first
+        if len(live) - len(new) != log.saved_count or (log.head_shape is not None and shape != log.head_shape):
+            dead, new = range(log.first, log.next), live  # a new generation
             log.first = log.next
             log.saved_count = 0
         records: list[tuple[bytes, Optional[bytes]]] = []
         for chunk in _chunks(sorted(new, key=lambda e: e[1]), max_piece_bytes):
-            records.append((piece_key(sid, log.next), b"[" + ",".join(e[4] for e in chunk).encode() + b"]"))
+            records.append((piece_key(sid, log.first, log.next), b"[" + ",".join(e[4] for e in chunk).encode() + b"]"))
             log.next += 1
         log.saved_count += len(new)
         log.saved_seq = self._seq
-        shape = _shape(state, log)
-        if shape != log.head_shape:
+        if shape != log.head_shape or dead:
             records.append((head_key(sid), orjson.dumps(_head(state, log))))
             log.head_shape = shape
-        records += [(piece_key(sid, n), None) for n in dead]
+        records += [(piece_key(sid, dead_generation, n), None) for n in dead]
+        records += [(piece_key(sid, g, n), None) for g, n in log.orphans]
+        log.orphans = []
         if log.legacy:
             records.append((sid.encode(), None))
             log.legacy = False
         return records
 
+    def export_dirty(self, max_piece_bytes: int) -> list[tuple[bytes, Optional[bytes]]]:
+        """The state records of every session id changed since the last call, then the
+        partition's event time (last: a worker reading the state back after a crash part-way
+        through these records gets the event time of the last batch written whole, so the batch
+        delivered again is judged as it was the first time)."""
+        records = [r for sid in self.drain_dirty() for r in self.export_records(sid, max_piece_bytes)]
+        if self.watermark != self._saved_watermark:
+            records.append((WATERMARK_KEY, orjson.dumps({"watermark": self.watermark})))
+            self._saved_watermark = self.watermark
+        return records
+
     def import_key(self, sid: str, data: dict[str, Any]) -> None:
-        """Resume one session id from `export_key`'s shape (what `assemble_states` returns)."""
+        """Resume one session id from `export_key`'s shape (what `assemble_states` returns);
+        the entry WATERMARK_SID, first in `assemble_states`, restores the partition event time."""
+        if sid == WATERMARK_SID:
+            self.watermark = max(self.watermark, data["watermark"])
+            self._saved_watermark = self.watermark
+            self._watermark_restored = True
+            return
         state = KeyState(closed_until=data.get("closed_until"), next_part=data.get("next_part", 1),
                          previous_window_id=data.get("previous_window_id"))
         count = 0
@@ -377,14 +402,16 @@ class Sessionizer:
             self.buffered_events += len(w.events)
             count += len(w.events)
             state.windows.append(w)
-            self.watermark = max(self.watermark, w.end)
+            if not self._watermark_restored:  # state written before the event time was
+                self.watermark = max(self.watermark, w.end)
         if state.windows or state.closed_until is not None:
             self.keys[sid] = state
         if "first_piece" in data or data.get("legacy"):
             # A whole-state record counts as nothing saved: the next write puts it in pieces.
             saved = count if "first_piece" in data else 0
             self.persisted[sid] = PieceLog(data.get("first_piece", 0), data.get("next_piece", 0),
-                                           self._seq, saved, legacy=bool(data.get("legacy")))
+                                           self._seq, saved, legacy=bool(data.get("legacy")),
+                                           orphans=[tuple(o) for o in data.get("orphans", ())])
 
     def open_session_count(self) -> int:
         return sum(len(s.windows) for s in self.keys.values())
@@ -456,6 +483,8 @@ def session_context(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 # -- the state topic's records -------------------------------------------------------------------
 HEAD_PREFIX = b"h\0"
+WATERMARK_KEY = b"w\0"
+WATERMARK_SID = ""  # not a valid session id (the contract needs one character at least)
 PIECE_PREFIX = b"p\0"
 
 
@@ -463,8 +492,8 @@ def head_key(sid: str) -> bytes:
     return HEAD_PREFIX + sid.encode()
 
 
-def piece_key(sid: str, n: int) -> bytes:
-    return PIECE_PREFIX + str(n).encode() + b"\0" + sid.encode()
+def piece_key(sid: str, generation: int, n: int) -> bytes:
+    return PIECE_PREFIX + f"{generation}:{n}".encode() + b"\0" + sid.encode()
 
 
 def _head(state: KeyState, log: PieceLog) -> dict[str, Any]:
@@ -475,14 +504,14 @@ def _head(state: KeyState, log: PieceLog) -> dict[str, Any]:
                          "previous_window_id": w.previous_window_id} for w in state.windows]}
 
 
-def _shape(state: KeyState, log: PieceLog) -> Any:
-    """A head's content that the pieces cannot tell: all of it with several windows, all but
-    the bounds with one (its events give them)."""
+def _shape(state: KeyState) -> Any:
+    """What a head says that pieces appended to the live generation cannot change: all of it with
+    several windows, all but the bounds with one (its events give them)."""
     windows = state.windows
     if len(windows) != 1:
-        return orjson.dumps(_head(state, log))
+        return orjson.dumps(_head(state, PieceLog()))
     w = windows[0]
-    return (state.closed_until, state.next_part, state.previous_window_id, log.first, w.ended, w.part,
+    return (state.closed_until, state.next_part, state.previous_window_id, w.ended, w.part,
             w.previous_window_id, w.end if w.ended else None)
 
 
@@ -506,24 +535,40 @@ def assemble_states(records: dict[bytes, Any]) -> dict[str, dict[str, Any]]:
     shape for `Sessionizer.import_key`. Pieces outside a head's live range are left over from
     a crash between writes and are ignored."""
     heads: dict[str, dict[str, Any]] = {}
-    pieces: dict[tuple[str, int], list] = {}
+    pieces: dict[tuple[str, int, int], list] = {}
     out: dict[str, dict[str, Any]] = {}
+    if WATERMARK_KEY in records:
+        out[WATERMARK_SID] = records[WATERMARK_KEY]
     for key, value in records.items():
+        if key == WATERMARK_KEY:
+            continue
         if key.startswith(HEAD_PREFIX):
             heads[key[len(HEAD_PREFIX):].decode()] = value
         elif key.startswith(PIECE_PREFIX):
-            n, _, sid = key[len(PIECE_PREFIX):].partition(b"\0")
-            pieces[(sid.decode(), int(n))] = value
+            numbers, _, sid = key[len(PIECE_PREFIX):].partition(b"\0")
+            generation, _, n = numbers.partition(b":")
+            pieces[(sid.decode(), int(generation), int(n))] = value
         elif type(value) is dict:  # the whole-state format
             out[key.decode()] = {**value, "legacy": True}
+    numbers_of: dict[str, list[tuple[int, int]]] = {}
+    for owner, generation, n in pieces:
+        numbers_of.setdefault(owner, []).append((generation, n))
+    for sid in numbers_of.keys() - heads.keys():  # pieces of a first write that a crash cut short
+        beyond = max(n for _, n in numbers_of[sid]) + 1
+        out[sid] = {"windows": [], "first_piece": beyond, "next_piece": beyond, "orphans": numbers_of[sid],
+                    "legacy": sid in out}
     for sid, head in heads.items():
         first = head["first_piece"]
-        numbers = sorted(n for (owner, n) in pieces if owner == sid and n >= first)
+        owned = numbers_of.get(sid, [])
+        numbers = sorted(n for g, n in owned if g == first)
+        # A generation a crash cut short (before its head) is left over: never read, tombstoned
+        # by the next write, and its numbers never used again.
+        orphans = [(g, n) for g, n in owned if g != first]
         seen: set[str] = set()
         events = []
         for n in numbers:
-            for ev in pieces[(sid, n)]:
-                if ev["event_id"] not in seen:  # a crash between a rewrite and its head repeats some
+            for ev in pieces[(sid, first, n)]:
+                if ev["event_id"] not in seen:  # defensive: one generation holds an event once
                     seen.add(ev["event_id"])
                     events.append(ev)
         windows = [{**w, "events": []} for w in head["windows"]]
@@ -541,6 +586,6 @@ def assemble_states(records: dict[bytes, Any]) -> dict[str, dict[str, Any]]:
                 w["start"] = min(w["start"], min(e[0] for e in w["events"]))
                 if not w["ended"]:
                     w["end"] = max(w["end"], max(e[0] for e in w["events"]))
-        out[sid] = {**head, "windows": windows, "next_piece": numbers[-1] + 1 if numbers else first,
-                    "legacy": sid in out}
+        out[sid] = {**head, "windows": windows, "orphans": orphans, "legacy": sid in out,
+                    "next_piece": max([first] + [n + 1 for _, n in owned])}
     return out
