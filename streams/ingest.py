@@ -15,7 +15,6 @@ lists are cut with a marker and the event says so in `_truncated` (original size
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -31,11 +30,11 @@ _NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX_LENGTH)]
 _SafeInt = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
 
-# Number literals that some decoder on the way may refuse (orjson: a double that overflows to
-# infinity) or turn into integers no encoder writes back. msgspec skips unknown fields without
-# reading their numbers, so the fast path checks the bytes for them (a rare false alarm only
-# sends an event down the slow path, which is authoritative).
-_RISKY_NUMBER = re.compile(rb"[0-9][eE][+-]?[0-9]{3}|[0-9]{17}")
+# The fast path parses every field (unknown fields send an event down the slow path), so msgspec
+# has checked every string's UTF-8 and every number. It still accepts what JSON encoders refuse
+# downstream, inside `properties` only: nesting past their limits and integers of hundreds of
+# digits (orjson reads them as an overflowing double); `_properties_safe` looks for both.
+_JSON_INT_RANGE = (-2**63, 2**64)
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 TRUNCATED_FIELD = "_truncated"
 TRUNCATION_MARK = "…[truncated]"
@@ -44,56 +43,31 @@ _CORE_FIELDS = ("session_id", "event_id", "timestamp", "type", "url", "name")
 _MIN_KEEP = 64  # characters of a string, or items of a list, that a cut always keeps
 
 
-class _Ctx(msgspec.Struct):
-    # Union of the context objects' string fields; extra keys are ignored here and kept in the JSON.
-    id: Optional[str] = None
-    email: Optional[str] = None
-    name: Optional[str] = None
-    type: Optional[str] = None
-    os: Optional[str] = None
-    browser: Optional[str] = None
-    country: Optional[str] = None
-    region: Optional[str] = None
-    city: Optional[str] = None
-    selector: Optional[str] = None
-    text: Optional[str] = None
+_CTX_FIELDS = ("id", "email", "name", "type", "os", "browser", "country", "region", "city", "selector", "text")
 
 
-class _Error(msgspec.Struct):
-    message: Optional[str] = None
-    status: Optional[_SafeInt] = None
-    method: Optional[str] = None
-    request_url: Optional[str] = None
+def _contract_mirror(forbid_unknown: bool) -> type:
+    """A strict mirror of schemas.events.Event for the common shape (epoch-ms integers). Strict
+    (`forbid_unknown`) for bytes: every field is then parsed and checked, and an event with
+    fields of its own takes the slow path; lenient for already-decoded objects."""
+    def struct(name: str, fields: list) -> type:
+        return msgspec.defstruct(name, fields, forbid_unknown_fields=forbid_unknown)
+
+    # Union of the context objects' string fields (user, org, device, location, target).
+    ctx = Optional[struct("Ctx", [(f, Optional[str], None) for f in _CTX_FIELDS])]
+    error = struct("Error", [("message", Optional[str], None), ("status", Optional[_SafeInt], None),
+                             ("method", Optional[str], None), ("request_url", Optional[str], None)])
+    metrics = struct("Metrics", [(f, Optional[_NonNeg], None) for f in ("lcp", "inp", "cls", "fcp", "ttfb")])
+    return struct("FastEvent", [
+        ("session_id", _Id), ("timestamp", _SafeInt), ("type", _EventType), ("event_id", Optional[_Id], None),
+        ("url", Optional[str], None), ("value", Optional[str], None), ("name", Optional[str], None),
+        ("user", ctx, None), ("org", ctx, None), ("device", ctx, None), ("location", ctx, None),
+        ("target", ctx, None), ("error", Optional[error], None), ("metrics", Optional[metrics], None),
+        ("properties", Optional[dict], None)])
 
 
-class _Metrics(msgspec.Struct):
-    lcp: Optional[_NonNeg] = None
-    inp: Optional[_NonNeg] = None
-    cls: Optional[_NonNeg] = None
-    fcp: Optional[_NonNeg] = None
-    ttfb: Optional[_NonNeg] = None
-
-
-class _FastEvent(msgspec.Struct):
-    """Strict mirror of schemas.events.Event for the common shape (epoch-ms integer timestamps)."""
-
-    session_id: _Id
-    timestamp: _SafeInt
-    type: _EventType
-    event_id: Optional[_Id] = None
-    url: Optional[str] = None
-    value: Optional[str] = None
-    name: Optional[str] = None
-    user: Optional[_Ctx] = None
-    org: Optional[_Ctx] = None
-    device: Optional[_Ctx] = None
-    location: Optional[_Ctx] = None
-    target: Optional[_Ctx] = None
-    error: Optional[_Error] = None
-    metrics: Optional[_Metrics] = None
-    properties: Optional[dict] = None
-
-
+_FastEvent = _contract_mirror(forbid_unknown=True)
+_LenientEvent = _contract_mirror(forbid_unknown=False)
 _fast_decoder = msgspec.json.Decoder(_FastEvent)
 
 
@@ -120,7 +94,7 @@ class Rejected:
     session_id: Optional[str] = None
 
 
-def _satisfies_contract_rules(ev: _FastEvent) -> bool:
+def _satisfies_contract_rules(ev: Any) -> bool:
     """The model's cross-field rules, which the struct's types cannot say."""
     return not ((ev.type == "navigate" and not ev.url) or (ev.type == "custom" and not ev.name))
 
@@ -128,7 +102,7 @@ def _satisfies_contract_rules(ev: _FastEvent) -> bool:
 def _fast_valid(obj: dict) -> bool:
     """True when the model would surely accept `obj` unchanged (no coercion needed)."""
     try:
-        ev = msgspec.convert(obj, _FastEvent)
+        ev = msgspec.convert(obj, _LenientEvent)
     except msgspec.ValidationError:
         return False
     return _satisfies_contract_rules(ev)
@@ -168,8 +142,7 @@ class EventDecoder:
                 return Rejected("invalid-json", f"not JSON: text is not valid UTF-8 ({exc.reason})")
         try:
             ev = _fast_decoder.decode(raw)
-            # msgspec skips unknown fields without checking their UTF-8 or their depth.
-            text = raw.decode() if _bytes_safe(raw) else None
+            text = raw.decode() if ev.properties is None or _properties_safe(ev.properties) else None
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             ev = None  # the slow path says precisely what is wrong
         if ev is not None and text is not None and _satisfies_contract_rules(ev):
@@ -194,7 +167,7 @@ class EventDecoder:
         except Exception as exc:  # noqa: BLE001 - isolation, as in decode()
             return _unprocessable(exc)
 
-    def _unchanged(self, ev: _FastEvent, now_ms: int) -> bool:
+    def _unchanged(self, ev: Any, now_ms: int) -> bool:
         """A valid event that needs no event id, no masking and is not from the future."""
         return (ev.event_id is not None and ev.timestamp <= now_ms + self.future_tolerance_ms
                 and ev.value is None
@@ -257,11 +230,22 @@ def _unprocessable(exc: BaseException) -> Rejected:
     return Rejected("invalid-event", f"the event could not be processed ({type(exc).__name__})")
 
 
-def _bytes_safe(data: bytes) -> bool:
-    """What the fast path keeps as bytes can be decoded and re-encoded by any JSON library."""
-    if data.count(b"[") + data.count(b"{") > EVENT_MAX_DEPTH:  # cheap bound; rarely inconclusive
-        return False
-    return _RISKY_NUMBER.search(data) is None
+def _properties_safe(props: dict) -> bool:
+    """No nesting past the contract's limit and no integer beyond 64 bits (iterative walk)."""
+    low, high = _JSON_INT_RANGE
+    stack = [(props, 2)]  # properties sit one level inside the event
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if type(value) is dict else value
+        if depth > EVENT_MAX_DEPTH:
+            return False
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is int and not low <= child < high:
+                return False
+    return True
 
 
 def _depth_within(obj: Any, limit: int) -> bool:
