@@ -63,7 +63,7 @@ _SIGNAL_COUNTER = {
     "mouse-thrash": "mouse_thrashes",
 }
 _ERROR_COUNTER = {"console-error": "js_errors", "network-error": "api_errors"}
-_LIMIT_CLOSES = frozenset({"max-duration", "max-events"})
+_LIMIT_CLOSES = frozenset({"max-duration", "max-events", "max-bytes"})
 DELTA_VERSION = 1
 
 

@@ -361,12 +361,14 @@ class PrivacyPolicy:
         text = raw.decode("utf-8", "replace")
         try:
             decoded = json.loads(text)
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, (dict, list)):
-            masked = json.dumps(self._mask_json(decoded, None), ensure_ascii=False, separators=(",", ":"))
-        else:
+            masked = (json.dumps(self._mask_json(decoded, None), ensure_ascii=False, separators=(",", ":"))
+                      if isinstance(decoded, (dict, list)) else None)
+        except (ValueError, RecursionError):  # not JSON, or nested past what we walk: as text
+            masked = None
+        if masked is None:
             masked = self.text(_mask_urls_in_text(self, text)) or ""
+        # JSON escapes can decode to lone surrogates, which no UTF-8 output can carry.
+        masked = masked.encode("utf-8", "replace").decode("utf-8")
         kept = {"original": masked}
         if self.dead_letter_keep_raw:
             kept["original_base64"] = base64.b64encode(raw).decode("ascii")

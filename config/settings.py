@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from replaylens.config.alert_rules import AlertRules, WebhookTarget
@@ -170,6 +170,37 @@ class Settings(BaseSettings):
         default=True, description="List errors the user got past (the goal was reached after them) as low-severity issues; false leaves them out")
     llm_context_tokens: int = Field(
         default=8_192, gt=0, description="Context window of the served model, tokens: prompt + max output must fit in it")
+
+    # Sizes: no record the pipeline writes outgrows its topic (README 'Limits'). Events are capped,
+    # sessions split by bytes, state written as appended pieces, dead letters carry an excerpt.
+    max_record_bytes: int = Field(
+        default=1_000_000, ge=65_536, description="Largest record the pipeline writes (below Kafka's default "
+        "1 MiB message.max.bytes); the producer's max.request.size and the topics' max.message.bytes allow it")
+    max_event_bytes: int = Field(
+        default=64 * 1024, ge=4096, description="An accepted event larger than this (as JSON) is capped: long "
+        "strings and lists are cut with a marker, `_truncated` records the original size")
+    session_max_bytes: int = Field(
+        default=256 * 1024, ge=4096, description="A session whose buffered events pass this many bytes is split "
+        "into linked parts (close reason max-bytes)")
+    state_piece_max_bytes: int = Field(
+        default=256 * 1024, ge=4096, description="Open-session state is written as appended pieces of at most "
+        "this size")
+    dead_letter_excerpt_bytes: int = Field(
+        default=4096, ge=0, description="Bytes of the original message a dead letter quotes (masked); its size "
+        "and sha256 identify the whole")
+    producer_compression: Literal["none", "gzip"] = Field(
+        default="none", description="Compression of the records the worker produces (sizes are bounded "
+        "without it; gzip saves network and disk for CPU)")
+
+    @model_validator(mode="after")
+    def _sizes_fit_records(self) -> "Settings":
+        # A closed session holds up to session_max_bytes of events plus the one that crossed it
+        # and its context (latest user, org, device, location: four more at most).
+        worst = self.session_max_bytes + 5 * self.max_event_bytes
+        if worst > self.max_record_bytes or self.state_piece_max_bytes > self.max_record_bytes:
+            raise ValueError(f"session_max_bytes + 5 x max_event_bytes ({worst}) and state_piece_max_bytes "
+                             f"must not exceed max_record_bytes ({self.max_record_bytes})")
+        return self
 
 
     @property

@@ -37,6 +37,15 @@ EVENT_TYPES = frozenset(t.value for t in EventType)
 FRUSTRATION_TYPES = frozenset({"rage-click", "dead-click", "error-click", "mouse-thrash"})
 ERROR_TYPES = frozenset({"network-error", "console-error"})
 
+# Integers must survive every JSON library on the way (JavaScript's safe range): a timestamp
+# beyond int64 or a float such as -1e+23 is rejected here rather than crashing an encoder later.
+MAX_SAFE_INT = 2**53 - 1
+# Nesting deeper than this is rejected: a closed session wraps events two levels deeper, and JSON
+# encoders refuse deep documents (orjson: 254 levels; Python's json: the recursion limit).
+EVENT_MAX_DEPTH = 64
+# Session and event ids are Kafka keys and parts of window ids: never truncated, so bounded here.
+ID_MAX_LENGTH = 1024
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -71,7 +80,7 @@ class Target(_Open):
 
 class ErrorInfo(_Open):
     message: Optional[str] = None
-    status: Optional[int] = None
+    status: Optional[int] = Field(default=None, ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)
     method: Optional[str] = None
     request_url: Optional[str] = None
 
@@ -79,11 +88,11 @@ class ErrorInfo(_Open):
 class Metrics(_Open):
     """Core Web Vitals in milliseconds, except CLS (unitless)."""
 
-    lcp: Optional[float] = Field(default=None, ge=0)
-    inp: Optional[float] = Field(default=None, ge=0)
-    cls: Optional[float] = Field(default=None, ge=0)
-    fcp: Optional[float] = Field(default=None, ge=0)
-    ttfb: Optional[float] = Field(default=None, ge=0)
+    lcp: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)
+    inp: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)
+    cls: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)
+    fcp: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)
+    ttfb: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 def to_epoch_ms(value: Any) -> int:
@@ -116,10 +125,12 @@ class Event(BaseModel):
     event_id: Optional[str] = Field(
         default=None,
         min_length=1,
+        max_length=ID_MAX_LENGTH,
         description="Unique per event; duplicates are dropped. Derived from the content when absent.",
     )
-    session_id: str = Field(min_length=1, description='Session id; "userId:sessionId" is allowed.')
-    timestamp: int = Field(description="Epoch milliseconds, or an ISO-8601 string on input.")
+    session_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, description='Session id; "userId:sessionId" is allowed.')
+    timestamp: int = Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT,
+                           description="Epoch milliseconds, or an ISO-8601 string on input.")
     type: EventType
     url: Optional[str] = None
     user: Optional[User] = None

@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CloseReason = Literal["inactivity", "session-end", "max-duration", "max-events", "end-of-input"]
+CloseReason = Literal["inactivity", "session-end", "max-duration", "max-events", "max-bytes", "end-of-input"]
 
 
 def window_id(session_id: str, started_at: int) -> str:
@@ -88,3 +88,5 @@ class ClosedSession(BaseModel):
     automated: Optional[str] = Field(default=None, description=(
         "Why the session looks automated (headless or webdriver user agent, automation markers in "
         "console output); absent for sessions that show no sign of it"))
+    trimmed: Optional[dict[str, int]] = Field(
+        default=None, description="Pages and signals left out to keep the record under max_record_bytes (rare)")

@@ -17,6 +17,7 @@ import orjson
 
 from replaylens.config.settings import Settings
 from replaylens.streams.app import Runtime, build_app
+from replaylens.streams.ingest import encode_event
 from replaylens.streams.stage import Origin, SessionStage, now_ms
 
 log = logging.getLogger("replaylens.streams")
@@ -100,12 +101,19 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
             key = msg.key.decode("utf-8", "replace") if msg.key else None
             try:
                 events = ingest_recording(msg.value, session_id=key, options=options)
-            except (RrwebError, ValueError) as exc:
-                runtime.stage.reject(msg.value, "invalid-recording", str(exc), origin, key, now_ms())
+                encoded = [(ev["session_id"].encode(), encode_event(ev, s.max_event_bytes)) for ev in events]
+            except Exception as exc:  # noqa: BLE001 - isolation: one recording must not stop the agent
+                error = str(exc) if isinstance(exc, RrwebError) else f"could not be mapped ({type(exc).__name__})"
+                runtime.stage.reject(msg.value, "invalid-recording", error, origin, key, now_ms())
                 await runtime.flush((), now_ms())
                 continue
-            for ev in events:
-                await topics["events"].send(key=ev["session_id"].encode(), value=orjson.dumps(ev))
+            if any(value is None for _, value in encoded):
+                runtime.stage.reject(msg.value, "invalid-recording", "an event of the recording cannot be "
+                                     "encoded as JSON", origin, key, now_ms())
+                await runtime.flush((), now_ms())
+            for sid, value in encoded:
+                if value is not None:
+                    await topics["events"].send(key=sid, value=value)
 
     if attach is not None:
         attach(app, runtime)

@@ -27,7 +27,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from replaylens.config.settings import Settings
+from replaylens.streams.sessionizer import assemble_states
 from replaylens.streams.stage import SessionStage
+from replaylens.streams.topics import BATCH_OVERHEAD_BYTES
 
 log = logging.getLogger("replaylens.streams")
 
@@ -48,6 +50,10 @@ def build_app(settings: Settings, **overrides: Any) -> faust.App:
         web_enabled=False,
         datadir=str(settings.data_dir / "faust"),
         broker_commit_interval=1.0,
+        # Sizes (README 'Limits'): every record is at most max_record_bytes, so one request
+        # carries it with its batch headers; the topics' max.message.bytes match.
+        producer_max_request_size=settings.max_record_bytes + BATCH_OVERHEAD_BYTES,
+        producer_compression_type=None if settings.producer_compression == "none" else settings.producer_compression,
     )
     conf.update(overrides)
     return faust.App(settings.app_id, **conf)
@@ -159,17 +165,17 @@ class Runtime:
         return closed
 
     def persist(self, partitions: Iterable[int]) -> None:
-        """One state record per changed session id (a tombstone when nothing is open), in the
-        partition of its events. Faust flushes the producer before it commits source offsets."""
+        """The state records of each changed session id (appended pieces and a head, or
+        tombstones when nothing is open), in the partition of its events. Faust flushes the
+        producer before it commits source offsets."""
         state_topic = self.topics["state"]
+        piece_bytes = self.settings.state_piece_max_bytes
         for p in partitions:
             sz = self.stage.partitions.get(p)
             if sz is None:
                 continue
-            for sid in sz.drain_dirty():
-                state = sz.export_key(sid)
-                state_topic.send_soon(key=sid.encode(), partition=p,
-                                      value=None if state is None else orjson.dumps(state))
+            for key, value in sz.export_dirty(piece_bytes):
+                state_topic.send_soon(key=key, partition=p, value=value)
 
 
 async def read_state_partition(bootstrap: str, topic: str, partition: int) -> dict[str, dict[str, Any]]:
@@ -177,7 +183,7 @@ async def read_state_partition(bootstrap: str, topic: str, partition: int) -> di
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
-    states: dict[str, dict[str, Any]] = {}
+    records: dict[bytes, Any] = {}
     try:
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
@@ -185,11 +191,10 @@ async def read_state_partition(bootstrap: str, topic: str, partition: int) -> di
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=500)
             for rec in batch.get(tp, ()):
-                sid = rec.key.decode()
                 if rec.value is None:
-                    states.pop(sid, None)
+                    records.pop(rec.key, None)
                 else:
-                    states[sid] = orjson.loads(rec.value)
+                    records[rec.key] = orjson.loads(rec.value)
     finally:
         await consumer.stop()
-    return states
+    return assemble_states(records)

@@ -8,7 +8,8 @@ Rules (README 'Sessionization'):
   grace period never changes what is emitted.
 - A session-end event ends its window at that event; the window closes once the watermark passes
   `end + grace` (events after it start a new session).
-- Limits split a window into linked parts at once: `max_events`, `max_duration_ms`.
+- Limits split a window into linked parts at once: `max_events`, `max_duration_ms`, `max_bytes`
+  (the encoded size of its events, so a closed session always fits its topic).
 - Duplicates (same event_id within the open session) are dropped. An event older than
   `watermark - grace` that no open window can take is late: returned to the caller, never dropped.
 - The watermark is the highest event time seen on the partition; `advance(wall_ms)` lets wall-clock
@@ -33,10 +34,12 @@ class SessionRules:
     grace_ms: int = 30_000
     max_duration_ms: int = 12 * 3_600_000
     max_events: int = 10_000
+    max_bytes: int = 256 * 1024
 
     @classmethod
     def from_settings(cls, s: Any) -> "SessionRules":
-        return cls(s.session_gap_ms, s.session_grace_ms, s.session_max_duration_ms, s.session_max_events)
+        return cls(s.session_gap_ms, s.session_grace_ms, s.session_max_duration_ms, s.session_max_events,
+                   s.session_max_bytes)
 
 
 # A buffered event: (timestamp, arrival sequence, event_id, type, normalized JSON).
@@ -52,6 +55,7 @@ class Window:
     ended: bool = False  # a session-end event fixed its end
     part: int = 1
     previous_window_id: Optional[str] = None
+    nbytes: int = 0  # UTF-8 size of the buffered events' JSON (the max-bytes limit)
 
     def touches(self, ts: int, gap: int) -> bool:
         if self.ended and ts > self.end:
@@ -61,6 +65,7 @@ class Window:
     def add(self, ev: Buffered) -> None:
         self.events.append(ev)
         self.ids.add(ev[2])
+        self.nbytes += utf8_size(ev[4])
         ts = ev[0]
         if ts < self.start:
             self.start = ts
@@ -70,6 +75,7 @@ class Window:
     def absorb(self, other: "Window") -> None:
         self.events.extend(other.events)
         self.ids |= other.ids
+        self.nbytes += other.nbytes
         self.start = min(self.start, other.start)
         self.end = max(self.end, other.end) if not self.ended else self.end
         self.ended = self.ended or other.ended
@@ -85,6 +91,20 @@ class KeyState:
     closed_until: Optional[int] = None  # end of the last window closed before its gap ran out
     next_part: int = 1
     previous_window_id: Optional[str] = None
+
+
+@dataclass(slots=True)
+class PieceLog:
+    """What the state topic holds for one session id: live pieces [first, next), and which
+    events they cover (arrival sequence up to `saved_seq`, `saved_count` of them)."""
+
+    first: int = 0
+    next: int = 0
+    saved_seq: int = 0
+    saved_count: int = 0
+    legacy: bool = False  # a whole-state record keyed by the bare session id is still there
+    head_shape: Any = None  # what the last head written said, but a single window's bounds
+    orphans: list[tuple[int, int]] = field(default_factory=list)  # (generation, n) left by a crash
 
 
 @dataclass(slots=True)
@@ -106,6 +126,10 @@ class AddResult:
 _ACCEPTED = AddResult(True)
 
 
+def utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
 class Sessionizer:
     """Open sessions of one partition. Not thread-safe; one per partition per worker."""
 
@@ -119,6 +143,9 @@ class Sessionizer:
         self._ready: list[Closed] = []  # closed by limits during add(), handed out by take_closed()
         self.buffered_events = 0
         self._busy = False  # events arrived since the last advance()
+        self.persisted: dict[str, PieceLog] = {}  # what the state topic holds per session id
+        self._saved_watermark: Optional[int] = None  # the partition event time last written
+        self._watermark_restored = False
 
     # -- adding ---------------------------------------------------------------------------
     def add(self, ev: Accepted, wall_ms: Optional[int] = None, rekeyed: bool = False) -> AddResult:
@@ -134,7 +161,7 @@ class Sessionizer:
             if (not w.ended and w.start - r.gap_ms <= ts <= w.end + r.gap_ms
                     and (state.closed_until is None or ts > state.closed_until)
                     and max(w.end, ts) - min(w.start, ts) <= r.max_duration_ms
-                    and len(w.events) + 1 < r.max_events):
+                    and len(w.events) + 1 < r.max_events and w.nbytes + len(ev.json) < r.max_bytes):
                 if ev.event_id in w.ids:
                     return AddResult(False, duplicate=True)
                 self._seq += 1
@@ -182,8 +209,8 @@ class Sessionizer:
         target.add(buffered)
         if buffered[3] == "session-end" and (not target.ended or ts < target.end):
             self._end_at(sid, state, target, ts)
-        if len(target.events) >= r.max_events and target in state.windows:
-            self._close_now(sid, state, target, "max-events")
+        if target in state.windows and (len(target.events) >= r.max_events or target.nbytes >= r.max_bytes):
+            self._close_now(sid, state, target, "max-events" if len(target.events) >= r.max_events else "max-bytes")
 
     def _end_at(self, sid: str, state: KeyState, w: Window, end: int) -> None:
         """A session-end fixes the window's end; events after it (arrived earlier, out of
@@ -194,6 +221,7 @@ class Sessionizer:
             return
         w.events = [e for e in w.events if e[0] <= end]
         w.ids = {e[2] for e in w.events}
+        w.nbytes = sum(utf8_size(e[4]) for e in w.events)
         w.start = min(e[0] for e in w.events)
         for e in sorted(after, key=lambda e: (e[0], e[1])):
             touching = [x for x in state.windows if x.touches(e[0], self.rules.gap_ms)]
@@ -277,44 +305,144 @@ class Sessionizer:
         return out
 
     # -- persistence (the state topic stores these) ----------------------------------------
+    # Open sessions are kept as appended pieces, so a batch writes only what it added (issue 12:
+    # state written <= 2x the input) and no record outgrows its topic (issue 9): per session id,
+    # pieces `p\0<generation>:<n>\0<sid>` each hold a JSON array of events added by one batch
+    # (cut at `max_piece_bytes`), and a small head `h\0<sid>` holds the windows and the live
+    # generation. A batch in which a session with one window only grew writes pieces alone (its
+    # bounds are its events'). Any other change (a window closed, opened, ended, merged; several
+    # windows open) starts a new generation: the live events are written again as fresh pieces,
+    # then the head, then tombstones for the old generation. Records are written in that order
+    # and offsets are committed after them, so a crash anywhere in between leaves the old head
+    # with its whole generation, and the batch is delivered again (tests/test_sizes.py).
     def export_key(self, sid: str) -> Optional[dict[str, Any]]:
+        """The whole open state of one session id (tests; the same shape import_key reads)."""
         state = self.keys.get(sid)
         if state is None:
             return None
-        return {
-            "closed_until": state.closed_until,
-            "next_part": state.next_part,
-            "previous_window_id": state.previous_window_id,
-            "windows": [
-                {"start": w.start, "end": w.end, "ended": w.ended, "part": w.part,
-                 "previous_window_id": w.previous_window_id,
-                 "events": [[e[0], e[2], e[3], e[4]] for e in w.events]}
-                for w in state.windows
-            ],
-        }
+        head = _head(state, PieceLog())
+        del head["first_piece"], head["next_piece"]
+        head["windows"] = [{"start": w.start, "end": w.end, "ended": w.ended, "part": w.part,
+                            "previous_window_id": w.previous_window_id,
+                            "events": [[e[0], e[2], e[3], e[4]] for e in w.events]}
+                           for w in state.windows]
+        return head
+
+    def export_records(self, sid: str, max_piece_bytes: int) -> list[tuple[bytes, Optional[bytes]]]:
+        """(key, value) records for the state topic, to be written in this order (a value of
+        None is a tombstone): new pieces, then the head that lists them, then dead pieces."""
+        log = self.persisted.get(sid)
+        state = self.keys.get(sid)
+        if state is None:
+            if log is None:  # never written: opened and closed between two writes
+                return []
+            del self.persisted[sid]
+            return [(head_key(sid), None)] + [(piece_key(sid, log.first, n), None) for n in range(log.first, log.next)] + \
+                [(piece_key(sid, g, n), None) for g, n in log.orphans] + ([(sid.encode(), None)] if log.legacy else [])
+        if log is None:
+            log = self.persisted[sid] = PieceLog()
+        live = [e for w in state.windows for e in w.events]
+        new = [e for e in live if e[1] > log.saved_seq]
+        shape = _shape(state)
+        dead = range(0)
+        dead_generation = log.first
+        if len(live) - len(new) != log.saved_count or (log.head_shape is not None and shape != log.head_shape):
+            dead, new = range(log.first, log.next), live  # a new generation
+            log.first = log.next
+            log.saved_count = 0
+        records: list[tuple[bytes, Optional[bytes]]] = []
+        for chunk in _chunks(sorted(new, key=lambda e: e[1]), max_piece_bytes):
+            records.append((piece_key(sid, log.first, log.next), b"[" + ",".join(e[4] for e in chunk).encode() + b"]"))
+            log.next += 1
+        log.saved_count += len(new)
+        log.saved_seq = self._seq
+        if shape != log.head_shape or dead:
+            records.append((head_key(sid), orjson.dumps(_head(state, log))))
+            log.head_shape = shape
+        records += [(piece_key(sid, dead_generation, n), None) for n in dead]
+        records += [(piece_key(sid, g, n), None) for g, n in log.orphans]
+        log.orphans = []
+        if log.legacy:
+            records.append((sid.encode(), None))
+            log.legacy = False
+        return records
+
+    def export_dirty(self, max_piece_bytes: int) -> list[tuple[bytes, Optional[bytes]]]:
+        """The state records of every session id changed since the last call, then the
+        partition's event time (last: a worker reading the state back after a crash part-way
+        through these records gets the event time of the last batch written whole, so the batch
+        delivered again is judged as it was the first time)."""
+        records = [r for sid in self.drain_dirty() for r in self.export_records(sid, max_piece_bytes)]
+        if self.watermark != self._saved_watermark:
+            records.append((WATERMARK_KEY, orjson.dumps({"watermark": self.watermark})))
+            self._saved_watermark = self.watermark
+        return records
 
     def import_key(self, sid: str, data: dict[str, Any]) -> None:
+        """Resume one session id from `export_key`'s shape (what `assemble_states` returns);
+        the entry WATERMARK_SID, first in `assemble_states`, restores the partition event time."""
+        if sid == WATERMARK_SID:
+            self.watermark = max(self.watermark, data["watermark"])
+            self._saved_watermark = self.watermark
+            self._watermark_restored = True
+            return
         state = KeyState(closed_until=data.get("closed_until"), next_part=data.get("next_part", 1),
                          previous_window_id=data.get("previous_window_id"))
+        count = 0
         for wd in data.get("windows", ()):
             w = Window(start=wd["start"], end=wd["end"], ended=wd.get("ended", False),
                        part=wd.get("part", 1), previous_window_id=wd.get("previous_window_id"))
             for ts, eid, etype, text in wd["events"]:
                 self._seq += 1
-                w.events.append((ts, self._seq, eid, etype, text))
-                w.ids.add(eid)
+                w.add((ts, self._seq, eid, etype, text))
+            w.start, w.end = wd["start"], wd["end"]
             self.buffered_events += len(w.events)
+            count += len(w.events)
             state.windows.append(w)
-            self.watermark = max(self.watermark, w.end)
+            if not self._watermark_restored:  # state written before the event time was
+                self.watermark = max(self.watermark, w.end)
         if state.windows or state.closed_until is not None:
             self.keys[sid] = state
+        if "first_piece" in data or data.get("legacy"):
+            # A whole-state record counts as nothing saved: the next write puts it in pieces.
+            saved = count if "first_piece" in data else 0
+            self.persisted[sid] = PieceLog(data.get("first_piece", 0), data.get("next_piece", 0),
+                                           self._seq, saved, legacy=bool(data.get("legacy")),
+                                           orphans=[tuple(o) for o in data.get("orphans", ())])
 
     def open_session_count(self) -> int:
         return sum(len(s.windows) for s in self.keys.values())
 
 
-def build_closed_session(closed: Closed, signal_rules: SignalRules = SignalRules()) -> dict[str, Any]:
-    """The closed-session dict (schemas.sessions.ClosedSession shape)."""
+# A closed session's pages, signals and context repeat parts of its events (urls, selectors,
+# texts): a generous bound of their size relative to the events', below which the encoded size
+# is not measured (measuring costs a second encoding of the session).
+CLOSED_SESSION_OVERHEAD = 4
+
+
+def build_closed_session(closed: Closed, signal_rules: SignalRules = SignalRules(),
+                         max_record_bytes: Optional[int] = None) -> dict[str, Any]:
+    """The closed-session dict (schemas.sessions.ClosedSession shape). With `max_record_bytes`,
+    a session whose encoding would pass it keeps all its events but only the pages and signals
+    that fit (`trimmed` counts the ones left out); the max-bytes split makes that rare."""
+    session = _closed_session(closed, signal_rules)
+    if max_record_bytes is not None and closed.window.nbytes * CLOSED_SESSION_OVERHEAD > max_record_bytes:
+        _fit(session, max_record_bytes)
+    return session
+
+
+def _fit(session: dict[str, Any], max_bytes: int) -> None:
+    dropped = {"pages": 0, "signals": 0}
+    while len(orjson.dumps(session)) > max_bytes and (session["pages"] or session["signals"]):
+        name = "signals" if len(session["signals"]) >= len(session["pages"]) else "pages"
+        items = session[name]
+        keep = len(items) // 2
+        dropped[name] += len(items) - keep
+        session[name] = items[:keep]
+        session["trimmed"] = dropped
+
+
+def _closed_session(closed: Closed, signal_rules: SignalRules) -> dict[str, Any]:
     w = closed.window
     ordered = sorted(w.events, key=lambda e: (e[0], e[1]))
     events = [orjson.loads(e[4]) for e in ordered]
@@ -349,3 +477,113 @@ def session_context(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
             if value:
                 ctx[name] = value
     return ctx
+
+
+# -- the state topic's records -------------------------------------------------------------------
+HEAD_PREFIX = b"h\0"
+WATERMARK_KEY = b"w\0"
+WATERMARK_SID = ""  # not a valid session id (the contract needs one character at least)
+PIECE_PREFIX = b"p\0"
+
+
+def head_key(sid: str) -> bytes:
+    return HEAD_PREFIX + sid.encode()
+
+
+def piece_key(sid: str, generation: int, n: int) -> bytes:
+    return PIECE_PREFIX + f"{generation}:{n}".encode() + b"\0" + sid.encode()
+
+
+def _head(state: KeyState, log: PieceLog) -> dict[str, Any]:
+    return {"closed_until": state.closed_until, "next_part": state.next_part,
+            "previous_window_id": state.previous_window_id, "first_piece": log.first,
+            "next_piece": log.next,
+            "windows": [{"start": w.start, "end": w.end, "ended": w.ended, "part": w.part,
+                         "previous_window_id": w.previous_window_id} for w in state.windows]}
+
+
+def _shape(state: KeyState) -> Any:
+    """What a head says that pieces appended to the live generation cannot change: all of it with
+    several windows, all but the bounds with one (its events give them)."""
+    windows = state.windows
+    if len(windows) != 1:
+        return orjson.dumps(_head(state, PieceLog()))
+    w = windows[0]
+    return (state.closed_until, state.next_part, state.previous_window_id, w.ended, w.part,
+            w.previous_window_id, w.end if w.ended else None)
+
+
+def _chunks(events: list[Buffered], max_bytes: int) -> Iterable[list[Buffered]]:
+    chunk: list[Buffered] = []
+    size = 0
+    for e in events:
+        n = utf8_size(e[4]) + 1
+        if chunk and size + n > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(e)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def assemble_states(records: dict[bytes, Any]) -> dict[str, dict[str, Any]]:
+    """Open state per session id from the latest decoded value of each state-topic key (heads,
+    pieces, and whole states under a bare session id from before pieces), in `export_key`'s
+    shape for `Sessionizer.import_key`. Pieces outside a head's live range are left over from
+    a crash between writes and are ignored."""
+    heads: dict[str, dict[str, Any]] = {}
+    pieces: dict[tuple[str, int, int], list] = {}
+    out: dict[str, dict[str, Any]] = {}
+    if WATERMARK_KEY in records:
+        out[WATERMARK_SID] = records[WATERMARK_KEY]
+    for key, value in records.items():
+        if key == WATERMARK_KEY:
+            continue
+        if key.startswith(HEAD_PREFIX):
+            heads[key[len(HEAD_PREFIX):].decode()] = value
+        elif key.startswith(PIECE_PREFIX):
+            numbers, _, sid = key[len(PIECE_PREFIX):].partition(b"\0")
+            generation, _, n = numbers.partition(b":")
+            pieces[(sid.decode(), int(generation), int(n))] = value
+        elif type(value) is dict:  # the whole-state format
+            out[key.decode()] = {**value, "legacy": True}
+    numbers_of: dict[str, list[tuple[int, int]]] = {}
+    for owner, generation, n in pieces:
+        numbers_of.setdefault(owner, []).append((generation, n))
+    for sid in numbers_of.keys() - heads.keys():  # pieces of a first write that a crash cut short
+        beyond = max(n for _, n in numbers_of[sid]) + 1
+        out[sid] = {"windows": [], "first_piece": beyond, "next_piece": beyond, "orphans": numbers_of[sid],
+                    "legacy": sid in out}
+    for sid, head in heads.items():
+        first = head["first_piece"]
+        owned = numbers_of.get(sid, [])
+        numbers = sorted(n for g, n in owned if g == first)
+        # A generation a crash cut short (before its head) is left over: never read, tombstoned
+        # by the next write, and its numbers never used again.
+        orphans = [(g, n) for g, n in owned if g != first]
+        seen: set[str] = set()
+        events = []
+        for n in numbers:
+            for ev in pieces[(sid, first, n)]:
+                if ev["event_id"] not in seen:  # defensive: one generation holds an event once
+                    seen.add(ev["event_id"])
+                    events.append(ev)
+        windows = [{**w, "events": []} for w in head["windows"]]
+        for ev in events:
+            ts = ev["timestamp"]
+            home = windows[0] if len(windows) == 1 else \
+                next((w for w in windows if w["start"] <= ts <= w["end"]), None)
+            if home is None and not windows:
+                continue  # nothing open: a stale piece
+            if home is None:  # cannot happen with a current head; keep the event rather than lose it
+                home = min(windows, key=lambda w: min(abs(ts - w["start"]), abs(ts - w["end"])))
+            home["events"].append([ts, ev["event_id"], ev["type"], orjson.dumps(ev).decode()])
+        for w in windows:  # a single window's bounds grow with its pieces, not its head
+            if w["events"]:
+                w["start"] = min(w["start"], min(e[0] for e in w["events"]))
+                if not w["ended"]:
+                    w["end"] = max(w["end"], max(e[0] for e in w["events"]))
+        out[sid] = {**head, "windows": windows, "orphans": orphans, "legacy": sid in out,
+                    "next_piece": max([first] + [n + 1 for _, n in owned])}
+    return out

@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from replaylens.schemas.dead_letter import original_fields
+from replaylens.schemas.dead_letter import (DEFAULT_EXCERPT_BYTES, MAX_ERROR_CHARS, MAX_KEY_CHARS, bounded,
+                                            original_fields)
 from replaylens.streams.ingest import Accepted, EventDecoder, Rejected
 from replaylens.config.privacy import Masker
 from replaylens.streams.sessionizer import Closed, SessionRules, Sessionizer, build_closed_session
@@ -70,11 +71,15 @@ class SessionStage:
         self.partitions: dict[int, Sessionizer] = {}
         self.counters = Counters()
         self.out = StageOutput()
+        self.excerpt_bytes = DEFAULT_EXCERPT_BYTES  # of the original, in a dead letter
+        self.max_record_bytes: Optional[int] = None  # a closed session is trimmed to fit this
 
     @classmethod
     def from_settings(cls, s: Any) -> "SessionStage":
-        decoder = EventDecoder(Masker.from_settings(s), s.future_tolerance_ms)
-        return cls(SessionRules.from_settings(s), SignalRules.from_settings(s), decoder)
+        decoder = EventDecoder(Masker.from_settings(s), s.future_tolerance_ms, s.max_event_bytes)
+        stage = cls(SessionRules.from_settings(s), SignalRules.from_settings(s), decoder)
+        stage.excerpt_bytes, stage.max_record_bytes = s.dead_letter_excerpt_bytes, s.max_record_bytes
+        return stage
 
     def sessionizer(self, partition: int) -> Sessionizer:
         sz = self.partitions.get(partition)
@@ -86,11 +91,14 @@ class SessionStage:
                session_id: Optional[str], wall_ms: int) -> None:
         self.counters.rejected += 1
         if isinstance(raw, str):
-            raw = raw.encode()
+            raw = raw.encode("utf-8", "surrogatepass")
+        key = origin.key[:MAX_KEY_CHARS * 4].decode("utf-8", "replace") if origin.key else None
+        masker = self.decoder.masker
         self.out.dead_letters.append({
-            "reason": reason, "error": error, "topic": origin.topic, "partition": origin.partition,
-            "offset": origin.offset, "key": origin.key.decode("utf-8", "replace") if origin.key else None,
-            "session_id": session_id, "received_at": wall_ms, **original_fields(raw, self.decoder.masker),
+            "reason": reason, "error": bounded(error, MAX_ERROR_CHARS), "topic": origin.topic,
+            "partition": origin.partition, "offset": origin.offset, "key": bounded(key, MAX_KEY_CHARS),
+            "session_id": bounded(session_id, MAX_KEY_CHARS), "received_at": wall_ms,
+            **original_fields(raw, masker, self.excerpt_bytes),
         })
 
     def decode(self, raw: Union[bytes, str], origin: Origin, wall_ms: int) -> Optional[Accepted]:
@@ -137,7 +145,7 @@ class SessionStage:
 
     def _built(self, closed: list[Closed]) -> list[dict[str, Any]]:
         self.counters.sessions_closed += len(closed)
-        return [build_closed_session(c, self.signal_rules) for c in closed]
+        return [build_closed_session(c, self.signal_rules, self.max_record_bytes) for c in closed]
 
     def buffered_events(self) -> int:
         return sum(sz.buffered_events for sz in self.partitions.values())

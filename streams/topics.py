@@ -20,14 +20,24 @@ def topic_names(s: Settings) -> list[str]:
 
 
 RECORDING_MAX_BYTES = 16 * 1024 * 1024
+# A record batch adds headers to its records; the producer's max.request.size has the same margin.
+BATCH_OVERHEAD_BYTES = 64 * 1024
 
 
-def _configs(s: Settings, name: str) -> dict[str, str]:
-    if name == s.state_topic:  # open-session state: only the latest record per session id matters
-        return {"cleanup.policy": "compact"}
+def message_max_bytes(s: Settings) -> int:
+    """max.message.bytes of every pipeline topic but rrweb: the largest record plus its batch."""
+    return s.max_record_bytes + BATCH_OVERHEAD_BYTES
+
+
+def topic_configs(s: Settings, name: str) -> dict[str, str]:
+    """Every topic states the largest message it takes (README 'Limits'), so what the pipeline
+    writes never depends on the broker's default."""
     if name == s.topic_rrweb:  # whole recordings are large (the broker's default is 1 MiB)
-        return {"max.message.bytes": str(RECORDING_MAX_BYTES)}
-    return {}
+        return {"max.message.bytes": str(max(RECORDING_MAX_BYTES, message_max_bytes(s)))}
+    configs = {"max.message.bytes": str(message_max_bytes(s))}
+    if name == s.state_topic:  # open-session state: only the latest record per key matters
+        configs["cleanup.policy"] = "compact"
+    return configs
 
 
 async def ensure_topics(s: Settings) -> list[str]:
@@ -40,7 +50,7 @@ async def ensure_topics(s: Settings) -> list[str]:
         if wanted:
             try:
                 await admin.create_topics([NewTopic(n, s.topic_partitions, s.topic_replication,
-                                                    topic_configs=_configs(s, n))
+                                                    topic_configs=topic_configs(s, n))
                                            for n in wanted])
             except TopicAlreadyExistsError:
                 pass
