@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, description='HTTP API port')
     log_level: str = Field(default="INFO", description='Log level of the worker')
 
+    # --- Operations (ops engineer, issue 9): event time, health and metrics ---------------------
+    watermark_min_sessions: int = Field(
+        default=5, ge=1, description="Event time moves only when this many distinct sessions have reached it "
+        "(fewer senders with clocks ahead cannot drag it forward)")
 
     @property
     def state_topic(self) -> str:

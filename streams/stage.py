@@ -80,7 +80,23 @@ class SessionStage:
         sz = self.partitions.get(partition)
         if sz is None:
             sz = self.partitions[partition] = Sessionizer(self.rules)
+            if self.wall_clock_paused:
+                sz.pause_wall_clock()
         return sz
+
+    # The transport calls these when it cannot read from the broker and when it can again:
+    # wall time must not close sessions whose events may be waiting there (ops, issue 9).
+    wall_clock_paused: bool = False
+
+    def pause_wall_clock(self) -> None:
+        self.wall_clock_paused = True
+        for sz in self.partitions.values():
+            sz.pause_wall_clock()
+
+    def resume_wall_clock(self, wall_ms: int) -> None:
+        self.wall_clock_paused = False
+        for sz in self.partitions.values():
+            sz.resume_wall_clock(wall_ms)
 
     def reject(self, raw: Union[bytes, str], reason: str, error: str, origin: Origin,
                session_id: Optional[str], wall_ms: int) -> None:
