@@ -159,8 +159,7 @@ def attach_closed_stage(s: Settings):
         @app.on_before_shutdown.connect
         async def stop_materializer(app_: faust.App, **kwargs: Any) -> None:
             await materializer.stop()
-            if sink.llm is not None:
-                await sink.llm.client.close()
+            await sink.aclose()  # cancels LLM calls in flight: their offsets stay uncommitted
             store.close()
 
     return attach
