@@ -141,17 +141,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 # -- analytics ---------------------------------------------------------------------------------
-def _read_store(args: argparse.Namespace):
+def _read_store(args: argparse.Namespace, allowed_directories=()):
+    """The aggregates file opened read-only and confined: DuckDB refuses any other file, any
+    extension and any settings change (only `allowed_directories` may be written: an export's)."""
     from replaylens.aggregates.store import AggregateStore
     s = _settings(args)
     return AggregateStore(args.db or s.duckdb_path, s.aggregate_window_days,
-                          s.aggregate_retention_days, read_only=True)
+                          s.aggregate_retention_days, read_only=True, confined=True,
+                          allowed_directories=allowed_directories)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
     store = _read_store(args)
     try:
-        columns, rows = store.query(args.query)
+        columns, rows = store.query_select(args.query)
     finally:
         store.close()
     if args.format == "json":
@@ -165,7 +168,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _read_store(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = _read_store(args, allowed_directories=[out])
     try:
         paths = store.export_parquet(args.out, args.tables or None)
     finally:
