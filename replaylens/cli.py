@@ -97,6 +97,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from replaylens.streams.stage import tune_gc
     from replaylens.streams.topics import ensure_topics
 
+    from replaylens.config.log_safety import install_log_redaction
+
+    install_log_redaction()  # before Faust logs anything: no event contents in the worker's log
     tune_gc()
     s = _settings(args)
     asyncio.run(ensure_topics(s))
