@@ -112,6 +112,31 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def health_url(s: Settings) -> str:
+    host = "127.0.0.1" if s.metrics_host in ("0.0.0.0", "::", "") else s.metrics_host
+    return f"http://{host}:{s.metrics_port}/health"
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when this machine's worker answers /health with 200 (docker-compose's healthcheck)."""
+    import urllib.error
+    import urllib.request
+
+    s = _settings(args)
+    if not args.url and not s.metrics_port:
+        raise ValueError("REPLAYLENS_METRICS_PORT is 0: the worker serves no /health")
+    url = args.url or health_url(s)
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as resp:
+            print(resp.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"replaylens health: {url}: {exc}", file=sys.stderr)
+    return 1
+
+
 # -- schema ------------------------------------------------------------------------------------
 def json_schemas() -> dict[str, dict[str, Any]]:
     from replaylens.schemas.dead_letter import DeadLetter
@@ -267,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("name", nargs="?", help="event, closed-session, summary, profile, dead-letter")
     sc.add_argument("--out", help="write every schema into this directory")
     sc.set_defaults(func=cmd_schema)
+
+    h = sub.add_parser("health", help="check this machine's worker: exit 0 when its /health answers 200")
+    h.add_argument("--url", help="default: http://127.0.0.1:<REPLAYLENS_METRICS_PORT>/health")
+    h.add_argument("--timeout", type=float, default=3.0)
+    h.set_defaults(func=cmd_health)
 
     q = sub.add_parser("sql", help="run a SQL query on the aggregates DuckDB file (read-only)")
     q.add_argument("query")

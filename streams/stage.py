@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -69,6 +70,7 @@ class SessionStage:
         self.decoder = decoder
         self.partitions: dict[int, Sessionizer] = {}
         self.counters = Counters()
+        self.dead_letters_by_reason: Counter[str] = Counter()  # for /metrics
         self.out = StageOutput()
 
     @classmethod
@@ -101,6 +103,7 @@ class SessionStage:
     def reject(self, raw: Union[bytes, str], reason: str, error: str, origin: Origin,
                session_id: Optional[str], wall_ms: int) -> None:
         self.counters.rejected += 1
+        self.dead_letters_by_reason[reason] += 1
         if isinstance(raw, str):
             raw = raw.encode()
         self.out.dead_letters.append({

@@ -29,6 +29,8 @@ def pipeline_env(bootstrap: str, data_dir: Path, prefix: Optional[str] = None, *
         "REPLAYLENS_TOPIC_PARTITIONS": "4",
         "REPLAYLENS_TICK_INTERVAL_S": "0.5",
         "REPLAYLENS_LOG_LEVEL": "WARNING",
+        "REPLAYLENS_METRICS_PORT": "0",  # not served unless a test asks: parallel workers, no clashes
+        "REPLAYLENS_METRICS_HOST": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
     })
     for name in ("events", "rrweb", "dead_letter", "closed_sessions", "summaries", "url_deltas", "rekeyed"):
