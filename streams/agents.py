@@ -62,6 +62,8 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
                     msg = event.message
                     raw = msg.value
                     origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+                    if msg.topic != events_topic:
+                        runtime.read_rekeyed(msg.partition, msg.offset)
                     ev = stage.decode(raw, origin, wall)
                     if ev is None:
                         continue

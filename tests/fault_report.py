@@ -80,6 +80,10 @@ class FaultReport:
             f"  dead letters         {self.dead_letters_by_reason()}",
             f"  peak memory (KiB)    {self.peak_kib}",
         ]
+        for r in self.dead_letters[:3]:
+            v = r["value"]
+            lines.append(f"  e.g. dead letter    {v['reason']} {v['topic']}[{v['partition']}]@{v['offset']} "
+                         f"session {v['session_id']}: {v['error'][:160]}")
         lines += [f"  {k:<20} {v}" for k, v in self.extra.items()]
         print("\n".join(lines))
 

@@ -68,6 +68,19 @@ class WorkerProcess:
                 self.kill()
         self.log.close()
 
+    def terminate(self, timeout_s: float = 60) -> tuple[float, Optional[int]]:
+        """SIGTERM and wait: (seconds to exit, return code); SIGKILL and None past the timeout."""
+        assert self.proc is not None
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code: Optional[int] = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = None
+        self.log.close()
+        return time.monotonic() - started, code
+
     def tail(self, n: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
