@@ -76,3 +76,51 @@ async def test_three_future_events_then_hundreds_of_valid_ones_none_late(kafka_b
     windows = [w for w in report.windows().values() if w["session_id"] in expected]
     assert len(windows) == len(expected), "a session came out truncated (split in several windows)"
     assert report.duplicate_events() == {}
+
+
+async def test_a_whole_rrweb_recording_on_a_live_partition_is_one_session(kafka_bootstrap, tmp_path):
+    """Issue 9.4: a recording sent when its session ended (here: years old) reaches a worker
+    whose partitions carry live traffic: every event of it comes out in one session, none late."""
+    from pathlib import Path
+
+    from replaylens.schemas.rrweb import ingest_recording
+
+    raw = (Path(__file__).resolve().parent / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json").read_bytes()
+    mapped = ingest_recording(raw, session_id="recorded-1")
+    sid = mapped[0]["session_id"]
+    env = pipeline_env(kafka_bootstrap, tmp_path, **SETTINGS)
+    await create_topics(env)
+    live = simulated(40, seed=22)
+    expected = by_session(live)
+    expected[sid] = {e["event_id"] for e in mapped}
+    report = FaultReport("rrweb-recording-on-live-partitions", messages_in=len(live) + 1, expected=expected)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        half = len(live) // 2
+        await produce(kafka_bootstrap, topic(env, "events"),
+                      [(e["session_id"].encode(), orjson.dumps(e)) for e in live[:half]])
+        await wait_accepted(tmp_path, half, worker)
+        await produce(kafka_bootstrap, topic(env, "rrweb"), [(b"recorded-1", raw)])
+        await produce(kafka_bootstrap, topic(env, "events"),
+                      [(e["session_id"].encode(), orjson.dumps(e)) for e in live[half:]])
+
+        def all_closed(records):
+            got = {}
+            for r in records:
+                got.setdefault(r["value"]["session_id"], set()).update(e["event_id"] for e in r["value"]["events"])
+            return all(ids <= got.get(s, set()) for s, ids in expected.items())
+
+        async with TopicReader(kafka_bootstrap, topic(env, "closed_sessions")) as closed:
+            await closed.until(all_closed, timeout_s=120, alive=worker.assert_alive)
+        async with TopicReader(kafka_bootstrap, topic(env, "dead_letter")) as dlq:
+            await dlq.until(lambda rs: False, timeout_s=2)
+        report.closed, report.dead_letters = closed.records, dlq.records
+        report.peak_kib.append(peak_memory_kib(worker.proc.pid))
+    finally:
+        worker.stop()
+    report.extra["recording events"] = len(mapped)
+    report.print()
+    assert report.dead_letters_by_reason() == {}
+    assert report.lost() == {}
+    recorded = [w for w in report.windows().values() if w["session_id"] == sid]
+    assert len(recorded) == 1 and recorded[0]["event_count"] == len(mapped)
