@@ -91,6 +91,26 @@ class StoreLockedError(RuntimeError):
     pass
 
 
+class ReadOnlyQueryError(ValueError):
+    """A query that `query_select` refuses: only one SELECT statement is run."""
+
+
+# DuckDB's own switches for a confined connection (`confined=True`): no file, network or
+# extension access beyond the database itself (and the directories allowed for an export),
+# and the configuration locked so no statement can undo it. Set in this order: DuckDB refuses
+# allowed_directories once external access is off, and everything once the lock is on.
+_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                  "allow_community_extensions": False}
+
+
+def _confine(con: "duckdb.DuckDBPyConnection", allowed_directories: Sequence[Union[str, Path]]) -> None:
+    if allowed_directories:
+        dirs = [str(Path(d).resolve()).rstrip("/") + "/" for d in allowed_directories]
+        con.execute("SET allowed_directories = ?", [dirs])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 class AggregateStore:
     """Rolling per-URL aggregates in one DuckDB file, written by one process."""
 
@@ -100,7 +120,11 @@ class AggregateStore:
         window_days: int = 7,
         retention_days: int = 30,
         read_only: bool = False,
+        confined: bool = False,
+        allowed_directories: Sequence[Union[str, Path]] = (),
     ) -> None:
+        """`confined` (for the command line's `sql` and `export`): read-only, no access to any
+        file but this one and `allowed_directories`, no extensions, configuration locked."""
         if window_days < 1:
             raise ValueError("window_days must be at least 1")
         if retention_days < window_days:
@@ -114,13 +138,18 @@ class AggregateStore:
             raise FileNotFoundError(f"no aggregates database at {self.path}")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if confined and not read_only:
+            raise ValueError("a confined store is read-only")
         try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            self._con = duckdb.connect(str(self.path), read_only=read_only,
+                                       config=dict(_NO_EXTENSIONS) if confined else {})
         except duckdb.IOException as exc:
             raise StoreLockedError(
                 f"cannot open {self.path}: {exc}. DuckDB lets one process write a file: "
                 "is a worker running on it? Each worker needs its own duckdb_path."
             ) from exc
+        if confined:
+            _confine(self._con, allowed_directories)
         if not read_only:
             self._create_schema()
         self._pruned_before = int(self._meta("pruned_before") or -(2**62))
@@ -277,13 +306,25 @@ class AggregateStore:
             rows = cursor.fetchall() if cursor.description else []
         return columns, rows
 
+    def query_select(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Runs one SELECT statement and nothing else (on a confined store, DuckDB itself also
+        refuses any file, extension or setting access the SELECT might attempt)."""
+        with self._lock:
+            statements = self._con.extract_statements(sql)
+        if len(statements) != 1:
+            raise ReadOnlyQueryError(f"one SELECT statement is run, not {len(statements)}")
+        kind = statements[0].type
+        if kind != duckdb.StatementType.SELECT:
+            raise ReadOnlyQueryError(f"only SELECT statements are run, not {kind.name}")
+        return self.query(sql)
+
     def export_parquet(self, out_dir: Union[str, Path], tables: Optional[Sequence[str]] = None) -> list[Path]:
         """Writes each table or view to `<out_dir>/<name>.parquet`; returns the paths."""
         names = list(tables or DEFAULT_EXPORT)
         unknown = [n for n in names if n not in EXPORTABLE]
         if unknown:
             raise ValueError(f"cannot export {unknown}: choose from {', '.join(EXPORTABLE)}")
-        out = Path(out_dir)
+        out = Path(out_dir).resolve()  # a confined store allows writes under resolved directories
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for name in names:

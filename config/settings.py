@@ -203,6 +203,14 @@ class Settings(BaseSettings):
         return self
 
 
+    # --- Operations (ops engineer, issue 9): event time, health and metrics ---------------------
+    watermark_min_sessions: int = Field(
+        default=5, ge=1, description="Event time moves only when this many distinct sessions have reached it "
+        "(fewer senders with clocks ahead cannot drag it forward)")
+    metrics_host: str = Field(default="0.0.0.0", description="Bind address of the worker's /health and Prometheus /metrics")
+    metrics_port: int = Field(default=9464, ge=0, le=65535,
+                              description="Port of the worker's /health and Prometheus /metrics (0 = not served)")
+
     @property
     def state_topic(self) -> str:
         """Compacted topic holding the open sessions (one record per session id)."""

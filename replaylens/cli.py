@@ -112,6 +112,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from replaylens.streams.stage import tune_gc
     from replaylens.streams.topics import ensure_topics
 
+    from replaylens.config.log_safety import install_log_redaction
+
+    install_log_redaction()  # before Faust logs anything: no event contents in the worker's log
     tune_gc()
     s = _settings(args)
     asyncio.run(ensure_topics(s))
@@ -133,6 +136,31 @@ def cmd_api(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(s.log_level.upper())
     asyncio.run(serve(s, ready=lambda address: print(f"listening on {address}", flush=True)))
     return 0
+
+
+def health_url(s: Settings) -> str:
+    host = "127.0.0.1" if s.metrics_host in ("0.0.0.0", "::", "") else s.metrics_host
+    return f"http://{host}:{s.metrics_port}/health"
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when this machine's worker answers /health with 200 (docker-compose's healthcheck)."""
+    import urllib.error
+    import urllib.request
+
+    s = _settings(args)
+    if not args.url and not s.metrics_port:
+        raise ValueError("REPLAYLENS_METRICS_PORT is 0: the worker serves no /health")
+    url = args.url or health_url(s)
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as resp:
+            print(resp.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"replaylens health: {url}: {exc}", file=sys.stderr)
+    return 1
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -168,17 +196,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 # -- analytics ---------------------------------------------------------------------------------
-def _read_store(args: argparse.Namespace):
+def _read_store(args: argparse.Namespace, allowed_directories=()):
+    """The aggregates file opened read-only and confined: DuckDB refuses any other file, any
+    extension and any settings change (only `allowed_directories` may be written: an export's)."""
     from replaylens.aggregates.store import AggregateStore
     s = _settings(args)
     return AggregateStore(args.db or s.duckdb_path, s.aggregate_window_days,
-                          s.aggregate_retention_days, read_only=True)
+                          s.aggregate_retention_days, read_only=True, confined=True,
+                          allowed_directories=allowed_directories)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
     store = _read_store(args)
     try:
-        columns, rows = store.query(args.query)
+        columns, rows = store.query_select(args.query)
     finally:
         store.close()
     if args.format == "json":
@@ -192,7 +223,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _read_store(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = _read_store(args, allowed_directories=[out])
     try:
         paths = store.export_parquet(args.out, args.tables or None)
     finally:
@@ -295,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("name", nargs="?", help="event, closed-session, summary, profile, dead-letter, alert")
     sc.add_argument("--out", help="write every schema into this directory")
     sc.set_defaults(func=cmd_schema)
+
+    h = sub.add_parser("health", help="check this machine's worker: exit 0 when its /health answers 200")
+    h.add_argument("--url", help="default: http://127.0.0.1:<REPLAYLENS_METRICS_PORT>/health")
+    h.add_argument("--timeout", type=float, default=3.0)
+    h.set_defaults(func=cmd_health)
 
     q = sub.add_parser("sql", help="run a SQL query on the aggregates DuckDB file (read-only)")
     q.add_argument("query")

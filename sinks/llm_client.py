@@ -138,6 +138,13 @@ class ChatClient:
         self.tokenizer_available = False
         return None
 
+    def overall_deadline_s(self) -> float:
+        """The longest a `complete` call may take by the settings: every attempt timing out,
+        with the longest backoff between them. Callers hold a summary no longer than this."""
+        waits = sum(self.backoff_s * (2 ** (attempt - 1)) * (1 + JITTER)
+                    for attempt in range(1, self.max_retries + 1))
+        return (self.max_retries + 1) * (self.timeout.total or 0.0) + waits
+
     def backoff_delay(self, attempt: int) -> float:
         """Exponential backoff with jitter for the retry after `attempt` (1-based)."""
         base = self.backoff_s * (2 ** (attempt - 1))

@@ -9,10 +9,12 @@ invalid (retried, then the built-in summary is published, marked "builtin-fallba
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import jsonschema
@@ -53,6 +55,37 @@ _ECHOES = INSTRUCTION_PHRASES
 # each time aiming this far under the budget.
 MAX_REFITS = 3
 REFIT_MARGIN = 0.95
+# How long aclose() waits for cancelled calls to unwind before closing the HTTP session.
+ACLOSE_WAIT_S = 2.0
+DEADLINE_CAUSE = "deadline"
+# Why an LLM summary fell back, by the start of LlmUnavailable's reason (metrics label values).
+_CAUSES = ((re.compile(r"timeout"), "timeout"), (re.compile(r"HTTP 429"), "rate-limited"),
+           (re.compile(r"HTTP 5\d\d"), "server-error"), (re.compile(r"HTTP \d+"), "http-error"),
+           (re.compile(r"invalid answer"), "invalid-answer"), (re.compile(r"connection error"), "connection-error"),
+           (re.compile(r"malformed|response has no|empty answer"), "malformed-response"),
+           (re.compile(r"output_schema is not a valid"), "invalid-profile-schema"))
+
+
+def fallback_cause(reason: str) -> str:
+    """A short, bounded label for why the LLM was not used (for counters, never free text)."""
+    for pattern, cause in _CAUSES:
+        if pattern.match(reason):
+            return cause
+    return "other"
+
+
+class SummarizerClosed(RuntimeError):
+    """aclose() cancelled this summary: nothing is published, the session is left for the next
+    worker (its offset is not committed)."""
+
+
+@dataclass
+class LlmStats:
+    """What the LLM summarizer did, for /metrics: calls made, answers used, fallbacks by cause."""
+
+    calls: int = 0
+    answers: int = 0
+    fallbacks: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -221,9 +254,16 @@ class LlmSummarizer:
                  replay_base_url: Optional[str] = None, *,
                  max_prompt_tokens: Optional[int] = None, max_output_tokens: Optional[int] = None,
                  context_tokens: Optional[int] = None, max_invented_share: Optional[float] = None,
-                 project: Optional[dict[str, Any]] = None, policy: Optional[PrivacyPolicy] = None) -> None:
+                 project: Optional[dict[str, Any]] = None, policy: Optional[PrivacyPolicy] = None,
+                 deadline_s: Optional[float] = None) -> None:
         """Limits left out take their Settings defaults (one default for each, in Settings)."""
         self.client = client
+        # The hard limit on one summary's LLM part, from the call timeout and retries: a hung
+        # or slow server delays that summary by no more, and the others not at all.
+        self.deadline_s = client.overall_deadline_s() if deadline_s is None else deadline_s
+        self.stats = LlmStats()
+        self._in_flight: set[asyncio.Task] = set()
+        self._closing = False
         self.builtin = builtin
         self.links = LinkSettings(link_template, replay_base_url)
         self.max_output_tokens = _or_default(max_output_tokens, "llm_max_output_tokens")
@@ -243,16 +283,20 @@ class LlmSummarizer:
             return failed_summary(session, profile, generated_at, f"builtin summarizer failed: {exc}",
                                   self.policy)
         try:
-            parsed, model = await self._ask(session, profile)
+            parsed, model = await self._ask_in_time(session, profile)
         except LlmUnavailable as exc:
-            log.warning("LLM summary of %s with profile %s fell back to the built-in one: %s",
-                        session.get("session_id"), profile.id, exc.reason)
-            return base.model_copy(update={"summarizer": "builtin-fallback",
-                                           "fallback_reason": exc.reason})
+            return self._fallback(base, session, profile, fallback_cause(exc.reason), exc.reason)
+        except TimeoutError:
+            return self._fallback(base, session, profile, DEADLINE_CAUSE,
+                                  f"no valid LLM answer within the {self.deadline_s:.1f} s deadline")
+        except SummarizerClosed:
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug here must not lose the summary
-            log.exception("LLM summarizer failed for session %s", session.get("session_id"))
-            return base.model_copy(update={"summarizer": "builtin-fallback",
-                                           "fallback_reason": f"internal error: {type(exc).__name__}"})
+            log.error("LLM summarizer failed for session %s: %s", session.get("session_id"),
+                      type(exc).__name__)
+            return self._fallback(base, session, profile, "internal-error",
+                                  f"internal error: {type(exc).__name__}")
+        self.stats.answers += 1
         return base.model_copy(update={
             "status": "READY",  # even when the built-in one could not fill the schema
             "summarizer": "llm",
@@ -277,6 +321,46 @@ class LlmSummarizer:
             budget = int(budget * self.budget / used * REFIT_MARGIN)
         raise LlmUnavailable(f"prompt of {used} tokens does not fit the budget of {self.budget} "
                              f"(context window minus {self.max_output_tokens} output tokens)")
+
+    def _fallback(self, base: Summary, session: dict[str, Any], profile: SummaryProfile, cause: str,
+                  reason: str) -> Summary:
+        self.stats.fallbacks[cause] += 1
+        log.warning("LLM summary of %s with profile %s fell back to the built-in one (%s): %s",
+                    session.get("session_id"), profile.id, cause, reason)
+        return base.model_copy(update={"summarizer": "builtin-fallback", "fallback_reason": reason})
+
+    async def _ask_in_time(self, session: dict[str, Any], profile: SummaryProfile) -> tuple[ParsedAnswer, str]:
+        """`_ask` within the deadline (queueing for a call slot included), as a task that
+        aclose() can cancel. TimeoutError past the deadline; SummarizerClosed when closed."""
+        if self._closing:
+            raise SummarizerClosed("the LLM summarizer is closed")
+
+        async def bounded() -> tuple[ParsedAnswer, str]:
+            async with asyncio.timeout(self.deadline_s):
+                return await self._ask(session, profile)
+
+        self.stats.calls += 1
+        task = asyncio.ensure_future(bounded())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closing and task.cancelled() and not (current and current.cancelling()):
+                raise SummarizerClosed("cancelled by aclose()") from None
+            raise
+
+    async def aclose(self, wait_s: float = ACLOSE_WAIT_S) -> None:
+        """Cancel every call in flight (their summarize() raises SummarizerClosed, so nothing is
+        published for them) and close the HTTP client. Returns within about `wait_s`."""
+        self._closing = True
+        tasks = list(self._in_flight)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait_s)
+        await self.client.close()
 
     async def _ask(self, session: dict[str, Any], profile: SummaryProfile) -> tuple[ParsedAnswer, str]:
         schema = profile.llm.output_schema

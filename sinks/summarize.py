@@ -49,6 +49,12 @@ class SummarizerSink:
             jobs.append(self._builtin(session, profile, generated_at))
         return list(await asyncio.gather(*jobs))
 
+    async def aclose(self) -> None:
+        """Cancel LLM calls in flight (their sessions get no summary: SummarizerClosed) and close
+        the LLM client. Bounded in time (LlmSummarizer.aclose)."""
+        if self.llm is not None:
+            await self.llm.aclose()
+
     async def _builtin(self, session: dict[str, Any], profile: SummaryProfile,
                        generated_at: int) -> Summary:
         try:
@@ -75,7 +81,9 @@ def build_sink(settings: Any, profiles: list[SummaryProfile], builtin: Any,
                http: Optional[aiohttp.ClientSession] = None) -> SummarizerSink:
     """The sink as the settings say: with an LLM summarizer only when summarizer=llm.
 
-    The caller closes the LLM client (`sink.llm.client.close()`) on shutdown.
+    The caller closes it with `await sink.aclose()` on shutdown (in-flight calls cancelled).
+    Each summary's LLM part is bounded by the call timeout and retries (LlmSummarizer.deadline_s),
+    calls in flight by `llm_concurrency`.
     """
     llm = None
     if settings.summarizer == "llm":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable, Optional
 
 import faust
@@ -18,7 +19,9 @@ import orjson
 from replaylens.config.settings import Settings
 from replaylens.streams.app import Runtime, build_app
 from replaylens.streams.ingest import encode_event
+from replaylens.streams.health import WorkerMetrics
 from replaylens.streams.stage import Origin, SessionStage, now_ms
+from replaylens.streams.worker_health import start_health_server
 
 log = logging.getLogger("replaylens.streams")
 
@@ -44,6 +47,7 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
     app = build_app(s, **app_overrides)
     topics = declare_topics(app, s)
     runtime = Runtime(s, app, SessionStage.from_settings(s), topics)
+    metrics = runtime.metrics = WorkerMetrics()  # type: ignore[attr-defined]
     source = app.topic(s.topic_events, s.topic_rekeyed, value_serializer="raw", key_serializer="raw")
 
     @app.agent(source, name="sessionize")
@@ -52,12 +56,15 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
         events_topic = s.topic_events
         async for batch in stream.take_events(s.batch_size, within=s.batch_within_s):
             async with runtime.lock:
+                started = time.perf_counter()
                 wall = now_ms()
                 touched: set[int] = set()
                 for event in batch:
                     msg = event.message
                     raw = msg.value
                     origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+                    if msg.topic != events_topic:
+                        runtime.read_rekeyed(msg.partition, msg.offset)
                     ev = stage.decode(raw, origin, wall)
                     if ev is None:
                         continue
@@ -73,6 +80,7 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
                         touched.add(msg.partition)
                     stage.add(msg.partition, ev, raw, origin, wall, rekeyed=msg.topic != events_topic)
                 await runtime.flush(touched, wall)
+                metrics.batch_seconds.observe(time.perf_counter() - started)
 
     @app.timer(interval=s.tick_interval_s)
     async def close_idle() -> None:
@@ -84,6 +92,18 @@ def create_worker_app(s: Settings, attach: Optional[Callable[[faust.App, Runtime
                 await runtime.ensure_loaded(p)
             await runtime.flush(assigned, now_ms())
         runtime.write_status(sorted(assigned))
+        metrics.tick()
+
+    health: dict[str, Any] = {}
+
+    @app.task
+    async def serve_health() -> None:
+        health["server"] = await start_health_server(app, runtime, metrics)
+
+    @app.on_before_shutdown.connect
+    async def stop_health(app_: faust.App, **kwargs: Any) -> None:
+        if health.get("server") is not None:
+            await health["server"].stop()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: faust.App, revoked: set, **kwargs: Any) -> None:
@@ -174,8 +194,7 @@ def attach_closed_stage(s: Settings):
         async def stop_materializer(app_: faust.App, **kwargs: Any) -> None:
             await materializer.stop()
             await feeds.stop()
-            if sink.llm is not None:
-                await sink.llm.client.close()
+            await sink.aclose()  # cancels LLM calls in flight: their offsets stay uncommitted
             store.close()
 
     return attach

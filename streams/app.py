@@ -80,6 +80,39 @@ class Runtime:
     # their sessions must not close before those events arrive (a burst of event time could
     # otherwise close them first and make the re-keyed events late).
     in_flight: dict[str, list[int]] = field(default_factory=dict)  # sid -> [count, last wall ms]
+    # After an assignment, events a previous owner forwarded may still sit in the re-key topic
+    # (their source offsets are committed; in_flight above died with that worker). No session of
+    # the partition closes until this worker has read the re-key partition up to the end offset
+    # it had at assignment, or IN_FLIGHT_TIMEOUT_MS has passed (ops, issue 9: a SIGTERM test lost
+    # re-keyed events as "late" without this).
+    rekey_barrier: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (end offset, wall deadline)
+    rekey_read: dict[int, int] = field(default_factory=dict)  # partition -> next re-key offset read
+
+    def read_rekeyed(self, partition: int, offset: int) -> None:
+        self.rekey_read[partition] = max(self.rekey_read.get(partition, 0), offset + 1)
+
+    def closable(self, partitions: Iterable[int], wall_ms: int) -> list[int]:
+        """The partitions whose sessions may close now (see rekey_barrier)."""
+        out = []
+        for p in partitions:
+            barrier = self.rekey_barrier.get(p)
+            if barrier is not None:
+                end, deadline = barrier
+                if self.rekey_read.get(p, 0) < end and wall_ms < deadline:
+                    continue
+                del self.rekey_barrier[p]
+            out.append(p)
+        return out
+
+    async def set_rekey_barrier(self, partition: int, wall_ms: int) -> None:
+        from faust.types import TP
+        end = await partition_end_offset(self.settings.kafka_bootstrap, self.settings.topic_rekeyed, partition)
+        try:  # where the group stands on it (Faust seeks to the committed offsets on assignment)
+            committed = self.app.consumer._committed_offset.get(TP(self.settings.topic_rekeyed, partition))
+        except Exception:  # noqa: BLE001 - no consumer yet: assume nothing was read
+            committed = None
+        if end > max(committed or 0, self.rekey_read.get(partition, 0)):
+            self.rekey_barrier[partition] = (end, wall_ms + IN_FLIGHT_TIMEOUT_MS)
 
     def forwarded(self, session_id: str, wall_ms: int) -> None:
         entry = self.in_flight.setdefault(session_id, [0, wall_ms])
@@ -131,6 +164,7 @@ class Runtime:
         for sid, state in states.items():
             sz.import_key(sid, state)
         sz.dirty.clear()
+        await self.set_rekey_barrier(partition, int(time.time() * 1000))
         self.loaded.add(partition)
         if states:
             log.info("partition %s: resumed %s open session ids", partition, len(states))
@@ -139,6 +173,8 @@ class Runtime:
         for p in partitions:
             self.loaded.discard(p)
             self.stage.partitions.pop(p, None)
+            self.rekey_barrier.pop(p, None)
+            self.rekey_read.pop(p, None)
 
     async def flush(self, partitions: Iterable[int], wall_ms: int) -> list[dict[str, Any]]:
         """Publish what the stage produced, then persist state: closed sessions are on their
@@ -153,7 +189,7 @@ class Runtime:
         for sid, text in out.rekeyed:
             pending.append(await self.topics["rekeyed"].send(key=sid.encode(), value=text.encode()))
         self.stage.counters.rekeyed += len(out.rekeyed)
-        closed = self.stage.close_ready(partitions, wall_ms, hold=self.holding(wall_ms))
+        closed = self.stage.close_ready(self.closable(partitions, wall_ms), wall_ms, hold=self.holding(wall_ms))
         for session in closed:
             pending.append(await self.topics["closed"].send(
                 key=session["session_id"].encode(), value=orjson.dumps(session)))
@@ -176,6 +212,17 @@ class Runtime:
                 continue
             for key, value in sz.export_dirty(piece_bytes):
                 state_topic.send_soon(key=key, partition=p, value=value)
+
+
+async def partition_end_offset(bootstrap: str, topic: str, partition: int) -> int:
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        return (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
 
 
 async def read_state_partition(bootstrap: str, topic: str, partition: int) -> dict[str, dict[str, Any]]:

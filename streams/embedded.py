@@ -111,8 +111,7 @@ class EmbeddedPipeline:
         finally:
             bar.close()
             self._close()
-            if self.sink.llm is not None:
-                await self.sink.llm.client.close()
+            await self.sink.aclose()
         self.report.events = n
         self.report.seconds = time.perf_counter() - started
         self.report.counters = self.stage.counters.as_dict()

@@ -10,13 +10,27 @@ Rules (README 'Sessionization'):
   `end + grace` (events after it start a new session).
 - Limits split a window into linked parts at once: `max_events`, `max_duration_ms`, `max_bytes`
   (the encoded size of its events, so a closed session always fits its topic).
-- Duplicates (same event_id within the open session) are dropped. An event older than
-  `watermark - grace` that no open window can take is late: returned to the caller, never dropped.
-- The watermark is the highest event time seen on the partition; `advance(wall_ms)` lets wall-clock
-  time move it on when no events arrive, so idle sessions close without new traffic.
+- Duplicates (same event_id within the open session) are dropped.
+- Event time (README 'Guarantees'), so that one sender cannot drag it forward:
+  * The watermark is the `min_senders`-th highest latest event time among distinct session ids,
+    and never passes the wall clock: a few senders with clocks ahead (inside the future
+    tolerance) cannot move it, and so cannot close everyone else's sessions early; neither can a
+    few outliers in a backfill. While fewer senders were seen it moves only on a quiet partition
+    (to the lowest of their times, then on wall time). It only rises.
+  * Lateness is per session, never against the watermark alone: an event is late only when its
+    session id has a part that already closed through that time (it is in a published session).
+    An event of a session that never existed (or was forgotten) opens a session, whatever its age.
+  * A window that receives events already behind `watermark - grace` (a whole rrweb recording
+    sent when its session ended, a backlog) is placed by its own time and also waits `grace` of
+    wall time after its last such arrival before closing, so a recording read over several
+    batches stays one session.
+  * `advance(wall_ms)` lets wall-clock time move the watermark on while the partition is quiet,
+    so idle sessions close without new traffic (Flink's idleness); `pause_wall_clock()` stops
+    that while the worker cannot read from the broker, so an outage makes nothing late.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Container, Iterable, Optional
 
@@ -35,11 +49,13 @@ class SessionRules:
     max_duration_ms: int = 12 * 3_600_000
     max_events: int = 10_000
     max_bytes: int = 256 * 1024
+    # Distinct session ids that must reach an event time before the watermark does.
+    min_senders: int = 5
 
     @classmethod
     def from_settings(cls, s: Any) -> "SessionRules":
         return cls(s.session_gap_ms, s.session_grace_ms, s.session_max_duration_ms, s.session_max_events,
-                   s.session_max_bytes)
+                   s.session_max_bytes, s.watermark_min_sessions)
 
 
 # A buffered event: (timestamp, arrival sequence, event_id, type, normalized JSON).
@@ -56,6 +72,9 @@ class Window:
     part: int = 1
     previous_window_id: Optional[str] = None
     nbytes: int = 0  # UTF-8 size of the buffered events' JSON (the max-bytes limit)
+    # Wall time before which it may not close: set when it receives events already behind the
+    # watermark (a recording or backlog arriving at once), so the rest of them can still join.
+    hold_until_wall: Optional[int] = None
 
     def touches(self, ts: int, gap: int) -> bool:
         if self.ended and ts > self.end:
@@ -81,6 +100,8 @@ class Window:
         self.ended = self.ended or other.ended
         if other.part > 1 and self.part == 1:
             self.part, self.previous_window_id = other.part, other.previous_window_id
+        if other.hold_until_wall is not None:
+            self.hold_until_wall = max(self.hold_until_wall or 0, other.hold_until_wall)
 
 
 @dataclass(slots=True)
@@ -138,6 +159,10 @@ class Sessionizer:
         self.keys: dict[str, KeyState] = {}
         self.watermark: int = 0
         self._wall_at_watermark: Optional[int] = None
+        self._wall_now: Optional[int] = None  # latest wall time the caller told us
+        self._wall_paused = False  # the source cannot be read: wall time must not count
+        self._recent: dict[str, int] = {}  # session id -> latest event time since the last fold
+        self._top: dict[str, int] = {}  # the `min_senders` highest latest times, by session id
         self._seq = 0
         self.dirty: set[str] = set()  # session ids changed since the last drain_dirty()
         self._ready: list[Closed] = []  # closed by limits during add(), handed out by take_closed()
@@ -145,13 +170,12 @@ class Sessionizer:
         self._busy = False  # events arrived since the last advance()
         self.persisted: dict[str, PieceLog] = {}  # what the state topic holds per session id
         self._saved_watermark: Optional[int] = None  # the partition event time last written
-        self._watermark_restored = False
 
     # -- adding ---------------------------------------------------------------------------
     def add(self, ev: Accepted, wall_ms: Optional[int] = None, rekeyed: bool = False) -> AddResult:
-        """Add one event. `rekeyed` events took a detour through the re-key topic: the detour,
-        not the event, made them late against this partition's event time, so only an already
-        closed session (never the watermark alone) makes them late."""
+        """Add one event. Only an already closed part of its session makes it late (never the
+        watermark alone), so `rekeyed` (events that took a detour through the re-key topic) is
+        kept for the callers' sake and needs no rule of its own."""
         r = self.rules
         ts, sid = ev.timestamp, ev.session_id
         state = self.keys.get(sid)
@@ -166,6 +190,8 @@ class Sessionizer:
                     return AddResult(False, duplicate=True)
                 self._seq += 1
                 w.add((ts, self._seq, ev.event_id, ev.type, ev.json))
+                if ts < self.watermark - r.grace_ms:
+                    self._hold(w, wall_ms)
                 return self._accepted(sid, ts, wall_ms)
         if state is not None:
             for w in state.windows:
@@ -179,26 +205,54 @@ class Sessionizer:
         ended = [w for w in touching if w.ended and ts <= w.end]
         if ended:  # it happened before that session's end: it must not bridge past it
             touching = ended[:1]
-        if not touching and not rekeyed and ts < self.watermark - r.grace_ms:
-            return AddResult(False, late_reason=(
-                f"event at {ts} is {(self.watermark - ts) // 1000} s behind the partition's event "
-                f"time and its session already closed (grace {r.grace_ms // 1000} s)"))
         if state is None:
             state = self.keys[sid] = KeyState()
         self._seq += 1
-        self._insert(sid, state, (ts, self._seq, ev.event_id, ev.type, ev.json), touching)
+        target = self._insert(sid, state, (ts, self._seq, ev.event_id, ev.type, ev.json), touching)
+        if ts < self.watermark - r.grace_ms and target is not None:
+            self._hold(target, wall_ms)
         return self._accepted(sid, ts, wall_ms)
+
+    def _hold(self, w: Window, wall_ms: Optional[int]) -> None:
+        """An event behind the watermark joined `w`: keep it open `grace` of wall time more."""
+        if wall_ms is not None:
+            w.hold_until_wall = max(w.hold_until_wall or 0, wall_ms + self.rules.grace_ms)
 
     def _accepted(self, sid: str, ts: int, wall_ms: Optional[int]) -> AddResult:
         self.buffered_events += 1
         self._busy = True
-        if ts > self.watermark:
-            self.watermark = ts
-            self._wall_at_watermark = wall_ms
+        if wall_ms is not None:
+            self._wall_now = wall_ms
+        recent = self._recent
+        if ts > recent.get(sid, ts - 1):
+            recent[sid] = ts
         self.dirty.add(sid)
         return _ACCEPTED
 
-    def _insert(self, sid: str, state: KeyState, buffered: Buffered, touching: list[Window]) -> None:
+    def _fold_event_time(self) -> None:
+        """Move the watermark to the `min_senders`-th highest latest event time among distinct
+        session ids, never past the wall clock (a timestamp ahead of it is a sender's clock, not
+        time that has passed). Never backwards. Fewer senders move it only on a quiet partition
+        (`advance`)."""
+        if self._recent:
+            top = self._top
+            for sid, ts in self._recent.items():
+                if ts > top.get(sid, ts - 1):
+                    top[sid] = ts
+            self._recent = {}
+            k = self.rules.min_senders
+            if len(top) > k:
+                self._top = dict(heapq.nlargest(k, top.items(), key=lambda item: item[1]))
+        if len(self._top) >= self.rules.min_senders:
+            self._raise_watermark(min(self._top.values()))
+
+    def _raise_watermark(self, candidate: int) -> None:
+        if self._wall_now is not None:
+            candidate = min(candidate, self._wall_now)
+        if candidate > self.watermark:
+            self.watermark = candidate
+
+    def _insert(self, sid: str, state: KeyState, buffered: Buffered, touching: list[Window]) -> Optional[Window]:
         r = self.rules
         ts = buffered[0]
         target = self._place(state, touching, ts)
@@ -211,6 +265,7 @@ class Sessionizer:
             self._end_at(sid, state, target, ts)
         if target in state.windows and (len(target.events) >= r.max_events or target.nbytes >= r.max_bytes):
             self._close_now(sid, state, target, "max-events" if len(target.events) >= r.max_events else "max-bytes")
+        return target if target in state.windows else None
 
     def _end_at(self, sid: str, state: KeyState, w: Window, end: int) -> None:
         """A session-end fixes the window's end; events after it (arrived earlier, out of
@@ -260,28 +315,48 @@ class Sessionizer:
 
         Only a quiet partition (no events since the last call) moves on wall time: a worker
         that is behind must not let wall time run past the events still waiting for it, or it
-        would make them late."""
-        if self._wall_at_watermark is None or self._busy:
+        would close their sessions before they arrive. Nor does wall time count while paused."""
+        self._fold_event_time()
+        self._wall_now = wall_ms
+        if self._wall_at_watermark is None or self._busy or self._wall_paused:
             self._wall_at_watermark = wall_ms
             self._busy = False
             return
+        if self._top:  # quiet: even a single sender's time is all there is to go by
+            self._raise_watermark(min(self._top.values()))
         elapsed = wall_ms - self._wall_at_watermark
         if elapsed > 0:
             self.watermark += elapsed
             self._wall_at_watermark = wall_ms
 
+    def pause_wall_clock(self) -> None:
+        """The worker cannot read from the broker: events may be waiting there, so wall time
+        must not close their sessions. The adapter calls this on a failed or stalled fetch."""
+        self._wall_paused = True
+
+    def resume_wall_clock(self, wall_ms: int) -> None:
+        """Reading works again; wall time counts from now (the outage never does)."""
+        self._wall_paused = False
+        self._wall_at_watermark = wall_ms
+
+    @property
+    def wall_clock_paused(self) -> bool:
+        return self._wall_paused
+
     def take_closed(self, hold: Container[str] = ()) -> list[Closed]:
         """Windows that can no longer change, in close order. Session ids in `hold` still have
         events on their way (re-keyed through Kafka) and stay open until those arrive."""
         r = self.rules
-        wm = self.watermark
+        self._fold_event_time()
+        wm, wall = self.watermark, self._wall_now
         for sid in list(self.keys):
             if sid in hold:
                 continue
             state = self.keys[sid]
             for w in list(state.windows):
                 deadline = w.end + r.grace_ms if w.ended else w.end + r.gap_ms + r.grace_ms
-                if deadline <= wm:
+                settling = w.hold_until_wall is not None and wall is not None and wall < w.hold_until_wall
+                if deadline <= wm and not settling:
                     reason = "session-end" if w.ended else "inactivity"
                     self._close_now(sid, state, w, reason)
                     state.next_part, state.previous_window_id = 1, None  # a gap ends a chain
@@ -384,7 +459,6 @@ class Sessionizer:
         if sid == WATERMARK_SID:
             self.watermark = max(self.watermark, data["watermark"])
             self._saved_watermark = self.watermark
-            self._watermark_restored = True
             return
         state = KeyState(closed_until=data.get("closed_until"), next_part=data.get("next_part", 1),
                          previous_window_id=data.get("previous_window_id"))
@@ -399,8 +473,7 @@ class Sessionizer:
             self.buffered_events += len(w.events)
             count += len(w.events)
             state.windows.append(w)
-            if not self._watermark_restored:  # state written before the event time was
-                self.watermark = max(self.watermark, w.end)
+            self._observe(sid, w.end)
         if state.windows or state.closed_until is not None:
             self.keys[sid] = state
         if "first_piece" in data or data.get("legacy"):
@@ -409,6 +482,11 @@ class Sessionizer:
             self.persisted[sid] = PieceLog(data.get("first_piece", 0), data.get("next_piece", 0),
                                            self._seq, saved, legacy=bool(data.get("legacy")),
                                            orphans=[tuple(o) for o in data.get("orphans", ())])
+
+    def _observe(self, sid: str, ts: int) -> None:
+        """Count `ts` as `sid`'s event time for the watermark (restored state)."""
+        if ts > self._recent.get(sid, ts - 1):
+            self._recent[sid] = ts
 
     def open_session_count(self) -> int:
         return sum(len(s.windows) for s in self.keys.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -70,6 +71,7 @@ class SessionStage:
         self.decoder = decoder
         self.partitions: dict[int, Sessionizer] = {}
         self.counters = Counters()
+        self.dead_letters_by_reason: Counter[str] = Counter()  # for /metrics
         self.out = StageOutput()
         self.excerpt_bytes = DEFAULT_EXCERPT_BYTES  # of the original, in a dead letter
         self.max_record_bytes: Optional[int] = None  # a closed session is trimmed to fit this
@@ -85,11 +87,28 @@ class SessionStage:
         sz = self.partitions.get(partition)
         if sz is None:
             sz = self.partitions[partition] = Sessionizer(self.rules)
+            if self.wall_clock_paused:
+                sz.pause_wall_clock()
         return sz
+
+    # The transport calls these when it cannot read from the broker and when it can again:
+    # wall time must not close sessions whose events may be waiting there (ops, issue 9).
+    wall_clock_paused: bool = False
+
+    def pause_wall_clock(self) -> None:
+        self.wall_clock_paused = True
+        for sz in self.partitions.values():
+            sz.pause_wall_clock()
+
+    def resume_wall_clock(self, wall_ms: int) -> None:
+        self.wall_clock_paused = False
+        for sz in self.partitions.values():
+            sz.resume_wall_clock(wall_ms)
 
     def reject(self, raw: Union[bytes, str], reason: str, error: str, origin: Origin,
                session_id: Optional[str], wall_ms: int) -> None:
         self.counters.rejected += 1
+        self.dead_letters_by_reason[reason] += 1
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogatepass")
         key = origin.key[:MAX_KEY_CHARS * 4].decode("utf-8", "replace") if origin.key else None

@@ -73,6 +73,8 @@ class ChatServer:
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        # Requests for which this returns True never get an answer (a hung model server).
+        self.hang_when: Optional[Callable[[dict[str, Any]], bool]] = None
         self._stopping = asyncio.Event()
         self._runner: Optional[web.AppRunner] = None
         self.base_url = ""
@@ -122,6 +124,8 @@ class ChatServer:
             fmt = body.get("response_format")
             if fmt is not None and (self.reject_response_format or (self.reject_schema and "schema" in fmt)):
                 return web.json_response({"error": "response_format not supported"}, status=400)
+            if self.hang_when is not None and self.hang_when(body):
+                await self._stopping.wait()
             reply = self.script.popleft() if self.script else self.default
             if reply.delay_s:
                 try:

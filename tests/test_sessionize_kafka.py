@@ -117,6 +117,7 @@ async def test_interleaved_sessions_out_whole_and_bad_messages_dead_lettered(kaf
         worker.stop()
 
 
+@pytest.mark.fault
 async def test_worker_killed_mid_stream_loses_no_session(kafka_bootstrap, tmp_path):
     events = simulated(200, seed=5)
     expected = by_session(events)
@@ -138,6 +139,9 @@ async def test_worker_killed_mid_stream_loses_no_session(kafka_bootstrap, tmp_pa
             got = closed_event_ids(closed.records)
         finally:
             restarted.stop()
+    from tests.fault_report import FaultReport
+    report = FaultReport("sigkill-mid-stream", messages_in=len(records), expected=expected, closed=closed.records)
+    report.print()
     assert_all_events_closed(expected, got, closed.records)
 
 

@@ -29,6 +29,8 @@ def pipeline_env(bootstrap: str, data_dir: Path, prefix: Optional[str] = None, *
         "REPLAYLENS_TOPIC_PARTITIONS": "4",
         "REPLAYLENS_TICK_INTERVAL_S": "0.5",
         "REPLAYLENS_LOG_LEVEL": "WARNING",
+        "REPLAYLENS_METRICS_PORT": "0",  # not served unless a test asks: parallel workers, no clashes
+        "REPLAYLENS_METRICS_HOST": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
     })
     for name in ("events", "rrweb", "dead_letter", "closed_sessions", "summaries", "url_deltas", "rekeyed"):
@@ -65,6 +67,19 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.log.close()
+
+    def terminate(self, timeout_s: float = 60) -> tuple[float, Optional[int]]:
+        """SIGTERM and wait: (seconds to exit, return code); SIGKILL and None past the timeout."""
+        assert self.proc is not None
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code: Optional[int] = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = None
+        self.log.close()
+        return time.monotonic() - started, code
 
     def tail(self, n: int = 60) -> str:
         try:
