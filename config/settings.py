@@ -97,6 +97,28 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, description='HTTP API port')
     log_level: str = Field(default="INFO", description='Log level of the worker')
 
+    # Worker: roles, batching, outputs, recovery and shutdown (streams/worker.py)
+    worker_roles: str = Field(default="sessionize,summarize", description="What this worker runs, comma-separated: sessionize (events -> closed sessions with comparisons, url deltas, rrweb ingest), summarize (closed sessions -> summaries); both by default")
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, description="Consumer group session timeout: how long the group waits for a silent (killed) worker before giving its partitions to others. Kafka's own default is 45 s; 10 s bounds a restart's wait")
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="Consumer heartbeat interval (a third of the session timeout, Kafka's rule of thumb)")
+    producer_compression: Literal["none", "gzip", "lz4"] = Field(default="lz4", description="Compression of the worker's output batches (closed sessions and state compress about 5x)")
+    producer_linger_ms: int = Field(default=5, ge=0, description="How long the worker's producer waits to fill a batch")
+    producer_max_request_size: int = Field(default=1_048_576, ge=1024, description="Largest record the worker sends (the broker's default message.max.bytes); a larger output is dead-lettered as output-too-large, with an excerpt, its size and digest")
+    summarize_concurrency: int = Field(default=256, ge=1, description="Closed sessions summarized at once per worker; each is awaited on its own, so a slow LLM call holds only its own session")
+    shutdown_timeout_s: float = Field(default=10.0, gt=0, description="On SIGTERM, how long in-flight summaries may finish; the rest are cancelled and left (uncommitted) for the next worker")
+    rekey_hold_timeout_ms: int = Field(default=30_000, gt=0, description="How long a session is held open for its events on their way through the re-key topic (they may have gone to another worker)")
+    retention_interval_s: float = Field(default=3_600.0, gt=0, description="How often old hourly aggregate buckets are pruned")
+
+
+    @property
+    def roles(self) -> set[str]:
+        """worker_roles as a set; an unknown role is a clear error at start."""
+        roles = {r.strip() for r in self.worker_roles.split(",") if r.strip()}
+        unknown = roles - {"sessionize", "summarize"}
+        if unknown or not roles:
+            raise ValueError(f"REPLAYLENS_WORKER_ROLES: unknown role(s) {sorted(unknown)}; "
+                             "use sessionize, summarize or both")
+        return roles
 
     @property
     def state_topic(self) -> str:

@@ -40,12 +40,14 @@ def _input_messages(args: argparse.Namespace) -> tuple[Iterator[bytes], Optional
 def cmd_run(args: argparse.Namespace) -> int:
     from replaylens.streams.embedded import EmbeddedPipeline
     from replaylens.report import print_report
+    from replaylens.streams.stage import tune_gc
 
     s = _settings(args)
     for path in (s.summaries_path, s.duckdb_path):
         if args.fresh and path.exists():
             path.unlink()
     messages, total = _input_messages(args)
+    tune_gc()
     pipeline = EmbeddedPipeline(s, examples=args.examples)
     report = asyncio.run(pipeline.run(messages, total=total, progress=not args.quiet))
     print_report(report, s)
@@ -92,15 +94,19 @@ def cmd_ingest_rrweb(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
-    from replaylens.streams.agents import attach_closed_stage, create_worker_app
-
+    from replaylens.streams.agents import create_worker_app
     from replaylens.streams.stage import tune_gc
     from replaylens.streams.topics import ensure_topics
 
-    tune_gc()
     s = _settings(args)
+    try:
+        s.roles
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tune_gc()
     asyncio.run(ensure_topics(s))
-    app, _runtime = create_worker_app(s, attach_closed_stage(s))
+    app, _ctx = create_worker_app(s)
     worker = faust.Worker(app, loglevel=s.log_level.lower(), quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG: every aiokafka debug record
     # would then be built and handled (it halved throughput, bench/kafka_bench.py).

@@ -6,7 +6,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field
 
-DeadLetterReason = Literal["invalid-json", "invalid-event", "future-timestamp", "late", "invalid-recording"]
+DeadLetterReason = Literal["invalid-json", "invalid-event", "future-timestamp", "late", "invalid-recording",
+                           "internal-error", "output-too-large"]
 
 
 class DeadLetter(BaseModel):
@@ -20,6 +21,8 @@ class DeadLetter(BaseModel):
     original: Optional[str] = Field(default=None, description="The original message as UTF-8 text")
     original_base64: Optional[str] = Field(default=None, description="The original bytes, when not UTF-8")
     received_at: int = Field(description="Epoch ms when the pipeline rejected it")
+    size: Optional[int] = Field(default=None, description="output-too-large: the refused record's size in bytes")
+    sha256: Optional[str] = Field(default=None, description="output-too-large: digest of the refused record")
 
 
 def original_fields(raw: bytes) -> dict[str, Optional[str]]:

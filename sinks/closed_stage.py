@@ -1,14 +1,13 @@
-"""What happens to a batch of closed sessions: compare with the average experience, compute the
-per-URL deltas, summarize with every streaming profile.
+"""What happens to closed sessions: compare with the average experience and compute the
+per-URL deltas (`enrich`, once per flush), then summarize each with every streaming profile.
 
-Shared by both transports: the embedded runner applies the deltas to its own DuckDB file at
-once; the Faust worker publishes them to the url-deltas topic, which every worker materializes.
+Shared by both runners through `streams/wiring.py`: the embedded runner applies the deltas to its
+own DuckDB file at once; the Kafka worker publishes them to the url-deltas topic, which every
+worker materializes. Either way the comparisons are on the session before it is written anywhere.
 """
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from replaylens.aggregates.comparison import compare_session
 from replaylens.aggregates.deltas import UrlDelta, session_deltas
@@ -18,14 +17,8 @@ from replaylens.schemas.summaries import Summary
 from replaylens.sinks.summarize import SummarizerSink
 
 
-@dataclass
-class ClosedBatchResult:
-    deltas: list[UrlDelta]
-    summaries: list[Summary]
-
-
 class ClosedSessionStage:
-    def __init__(self, store: AggregateStore, normalizer: UrlNormalizer, sink: SummarizerSink,
+    def __init__(self, store: Optional[AggregateStore], normalizer: UrlNormalizer, sink: SummarizerSink,
                  min_sessions: int) -> None:
         self.store = store
         self.normalizer = normalizer
@@ -33,8 +26,10 @@ class ClosedSessionStage:
         self.min_sessions = min_sessions
 
     def enrich(self, sessions: list[dict[str, Any]], now_ms: int) -> list[UrlDelta]:
-        """Attach comparisons (against the baseline as the store has it now) and return the
-        sessions' deltas. One store read per batch, not per session."""
+        """Attach comparisons (against the baseline as the store has it now, so without these
+        sessions) and return the sessions' deltas. One store read per batch, not per session."""
+        if self.store is None:
+            raise RuntimeError("comparisons need the aggregate store (a sessionizing worker's)")
         urls = {self.normalizer.normalize(p["url"]) for s in sessions for p in s.get("pages") or ()
                 if p.get("url")}
         stats = self.store.url_stats(sorted(urls), now_ms) if urls else {}
@@ -46,8 +41,6 @@ class ClosedSessionStage:
             deltas += own
         return deltas
 
-    async def handle(self, sessions: list[dict[str, Any]], now_ms: int) -> ClosedBatchResult:
-        # DuckDB reads block: keep the event loop (Kafka heartbeats, LLM calls) free.
-        deltas = await asyncio.to_thread(self.enrich, sessions, now_ms)
-        per_session = await asyncio.gather(*(self.sink.summarize_closed(s) for s in sessions))
-        return ClosedBatchResult(deltas, [x for batch in per_session for x in batch])
+    async def summarize(self, session: dict[str, Any]) -> list[Summary]:
+        """One summary per streaming profile; the sink never raises for one session."""
+        return await self.sink.summarize_closed(session)

@@ -1,21 +1,36 @@
-"""The sessionizing stage: raw messages in; dead letters, re-keys and closed sessions out.
+"""The sessionizing stage: raw messages in; one `Flush` value out per flush.
 
 Pure orchestration of the core (decode once, sessionize per partition, build closed sessions).
-Both transports drive it: the Faust agents (`streams/agents.py`) and the embedded runner
-(`streams/embedded.py`): one behaviour, two transports.
+Both runners drive it through `streams/wiring.py`: the Kafka worker (`streams/worker.py`) and the
+embedded runner (`streams/embedded.py`): one behaviour, two transports.
+
+Per-message isolation: `process` never lets an exception raised by one message's decoding,
+validation or sessionizing escape; the message becomes an `internal-error` dead letter (reason
+and origin, never its contents in a log) and `counters.internal_errors` counts it.
 """
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Container, Iterable, Optional, Union
 
+from replaylens.config.privacy import Masker
 from replaylens.schemas.dead_letter import original_fields
 from replaylens.streams.ingest import Accepted, EventDecoder, Rejected
-from replaylens.config.privacy import Masker
 from replaylens.streams.sessionizer import Closed, SessionRules, Sessionizer, build_closed_session
 from replaylens.streams.signals import SignalRules
+
+log = logging.getLogger("replaylens.streams")
+
+# Collect the youngest generation after this many net allocations instead of CPython's 700:
+# buffered sessions are many long-lived objects, and frequent collections walk them again and
+# again (a third of the per-event time in bench/embedded_bench.py). The older generations keep
+# CPython's ratios (10, 10) scaled so a full collection stays rare but still happens.
+GC_YOUNG_THRESHOLD = 50_000
+GC_MIDDLE_RATIO = 20
+GC_OLD_RATIO = 100
 
 
 @dataclass(slots=True)
@@ -27,15 +42,19 @@ class Origin:
 
 
 @dataclass
-class StageOutput:
+class Flush:
+    """Everything one flush produced, for the runner to write its own way. Order of writing:
+    dead letters, re-keys and closed sessions before the state changes that forget them."""
+
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     rekeyed: list[tuple[str, str]] = field(default_factory=list)  # (session id, event JSON)
-    closed: list[dict[str, Any]] = field(default_factory=list)
+    closed: list[dict[str, Any]] = field(default_factory=list)  # with comparisons (see wiring)
+    # (partition, session id, state dict or None when nothing of the id is open any more)
+    state: list[tuple[int, str, Optional[dict[str, Any]]]] = field(default_factory=list)
+    deltas: list[Any] = field(default_factory=list)  # the closed sessions' aggregates.deltas.UrlDelta
 
-    def clear(self) -> None:
-        self.dead_letters.clear()
-        self.rekeyed.clear()
-        self.closed.clear()
+    def __bool__(self) -> bool:
+        return bool(self.dead_letters or self.rekeyed or self.closed or self.state)
 
 
 @dataclass
@@ -46,16 +65,17 @@ class Counters:
     late: int = 0
     rekeyed: int = 0
     sessions_closed: int = 0
+    internal_errors: int = 0  # messages whose processing raised (dead-lettered, batch went on)
+    outputs_too_large: int = 0  # outputs the broker refused for their size (dead-lettered)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
 def tune_gc() -> None:
-    """Fewer garbage-collector passes. Buffered sessions are many long-lived objects; with the
-    default thresholds every few hundred allocations trigger collections that walk them all,
-    which costs a third of the per-event time here (bench/embedded_bench.py)."""
-    gc.set_threshold(50_000, 20, 100)
+    """Fewer garbage-collector passes, for the programs that hold many sessions open (`replaylens
+    run`, `replaylens worker`, the benchmarks). Called once by them, never by a library class."""
+    gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_RATIO, GC_OLD_RATIO)
 
 
 def now_ms() -> int:
@@ -63,18 +83,20 @@ def now_ms() -> int:
 
 
 class SessionStage:
-    def __init__(self, rules: SessionRules, signal_rules: SignalRules, decoder: EventDecoder) -> None:
+    def __init__(self, rules: SessionRules, signal_rules: SignalRules, decoder: EventDecoder,
+                 counters: Optional[Counters] = None) -> None:
         self.rules = rules
         self.signal_rules = signal_rules
         self.decoder = decoder
         self.partitions: dict[int, Sessionizer] = {}
-        self.counters = Counters()
-        self.out = StageOutput()
+        self.counters = counters or Counters()
+        self._dead: list[dict[str, Any]] = []
+        self._rekeyed: list[tuple[str, str]] = []
 
     @classmethod
-    def from_settings(cls, s: Any) -> "SessionStage":
+    def from_settings(cls, s: Any, counters: Optional[Counters] = None) -> "SessionStage":
         decoder = EventDecoder(Masker.from_settings(s), s.future_tolerance_ms)
-        return cls(SessionRules.from_settings(s), SignalRules.from_settings(s), decoder)
+        return cls(SessionRules.from_settings(s), SignalRules.from_settings(s), decoder, counters)
 
     def sessionizer(self, partition: int) -> Sessionizer:
         sz = self.partitions.get(partition)
@@ -82,23 +104,41 @@ class SessionStage:
             sz = self.partitions[partition] = Sessionizer(self.rules)
         return sz
 
+    # -- messages in ----------------------------------------------------------------------
     def reject(self, raw: Union[bytes, str], reason: str, error: str, origin: Origin,
                session_id: Optional[str], wall_ms: int) -> None:
         self.counters.rejected += 1
-        if isinstance(raw, str):
-            raw = raw.encode()
-        self.out.dead_letters.append({
-            "reason": reason, "error": error, "topic": origin.topic, "partition": origin.partition,
-            "offset": origin.offset, "key": origin.key.decode("utf-8", "replace") if origin.key else None,
-            "session_id": session_id, "received_at": wall_ms, **original_fields(raw),
-        })
+        self._dead.append(dead_letter(raw, reason, error, origin, session_id, wall_ms))
 
-    def decode(self, raw: Union[bytes, str], origin: Origin, wall_ms: int) -> Optional[Accepted]:
-        result = self.decoder.decode(raw, wall_ms)
-        if isinstance(result, Rejected):
-            self.reject(raw, result.reason, result.error, origin, result.session_id, wall_ms)
-            return None
-        return result
+    def process(self, partition: int, raw: Union[bytes, str], origin: Origin, wall_ms: int,
+                clock_ms: Optional[int] = None, rekeyed: bool = False,
+                keyed_right: Any = None) -> Optional[Accepted]:
+        """Decode and sessionize one message; never raises. `clock_ms` is the time the
+        sessionizer may rely on (see worker.ReadClock), `wall_ms` the time for the future check.
+        With `keyed_right(session_id)` given and false, the event is re-keyed, not added.
+        Returns the decoded event (None when it was rejected)."""
+        try:
+            result = self.decoder.decode(raw, wall_ms)
+            if isinstance(result, Rejected):
+                self.reject(raw, result.reason, result.error, origin, result.session_id, wall_ms)
+                return None
+            if keyed_right is not None and not keyed_right(result.session_id):
+                self._rekeyed.append((result.session_id, result.json))
+                self.counters.rekeyed += 1
+                return result
+            self.add(partition, result, raw, origin, wall_ms if clock_ms is None else clock_ms, rekeyed)
+            return result
+        except Exception as exc:  # noqa: BLE001 - per-message isolation: counted and dead-lettered
+            self.internal_error(raw, exc, origin, wall_ms)
+        return None
+
+    def internal_error(self, raw: Union[bytes, str], exc: BaseException, origin: Origin, wall_ms: int) -> None:
+        """One message's processing raised: dead-letter it, count it, log only where it came from."""
+        self.counters.internal_errors += 1
+        log.warning("internal error on %s[%s]@%s: %s (dead-lettered)", origin.topic, origin.partition,
+                    origin.offset, type(exc).__name__)
+        self._dead.append(dead_letter(raw, "internal-error", f"{type(exc).__name__} while processing the message",
+                                      origin, None, wall_ms))
 
     def add(self, partition: int, ev: Accepted, raw: Union[bytes, str], origin: Origin, wall_ms: int,
             rekeyed: bool = False) -> None:
@@ -111,29 +151,27 @@ class SessionStage:
             self.counters.late += 1
             self.reject(raw, "late", result.late_reason or "late", origin, ev.session_id, wall_ms)
 
-    def process(self, partition: int, raw: Union[bytes, str], origin: Origin, wall_ms: int) -> None:
-        """Decode and sessionize one message (the embedded runner's path: no re-keying)."""
-        ev = self.decode(raw, origin, wall_ms)
-        if ev is not None:
-            self.add(partition, ev, raw, origin, wall_ms)
-
-    def close_ready(self, partitions, wall_ms: Optional[int] = None, hold=()) -> list[dict[str, Any]]:
-        """Close what can no longer change on these partitions; returns closed-session dicts."""
+    # -- one flush out --------------------------------------------------------------------
+    def flush(self, partitions: Iterable[int], clock_ms: Optional[int] = None,
+              hold: Container[str] = (), close_all: bool = False) -> Flush:
+        """Close what can no longer change on these partitions (everything with `close_all`)
+        and hand out all that happened since the last flush, as one value."""
         closed: list[Closed] = []
-        for p in partitions:
+        state: list[tuple[int, str, Optional[dict[str, Any]]]] = []
+        for p in list(partitions):
             sz = self.partitions.get(p)
             if sz is None:
                 continue
-            if wall_ms is not None:
-                sz.advance(wall_ms)
-            closed += sz.take_closed(hold)
-        return self._built(closed)
-
-    def close_all(self, reason: str = "end-of-input") -> list[dict[str, Any]]:
-        closed: list[Closed] = []
-        for sz in self.partitions.values():
-            closed += sz.close_all(reason)
-        return self._built(closed)
+            if close_all:
+                closed += sz.close_all()
+            else:
+                if clock_ms is not None:
+                    sz.advance(clock_ms)
+                closed += sz.take_closed(hold)
+            state += [(p, sid, sz.export_key(sid)) for sid in sz.drain_dirty()]
+        out = Flush(self._dead, self._rekeyed, self._built(closed), state)
+        self._dead, self._rekeyed = [], []
+        return out
 
     def _built(self, closed: list[Closed]) -> list[dict[str, Any]]:
         self.counters.sessions_closed += len(closed)
@@ -144,3 +182,14 @@ class SessionStage:
 
     def open_sessions(self) -> int:
         return sum(sz.open_session_count() for sz in self.partitions.values())
+
+
+def dead_letter(raw: Union[bytes, str], reason: str, error: str, origin: Origin,
+                session_id: Optional[str], wall_ms: int) -> dict[str, Any]:
+    if isinstance(raw, str):
+        raw = raw.encode()
+    return {
+        "reason": reason, "error": error, "topic": origin.topic, "partition": origin.partition,
+        "offset": origin.offset, "key": origin.key.decode("utf-8", "replace") if origin.key else None,
+        "session_id": session_id, "received_at": wall_ms, **original_fields(raw),
+    }
