@@ -48,6 +48,9 @@ log = logging.getLogger("replaylens.streams")
 READ_STALE_MS = 5_000
 # A refused output's dead letter quotes at most this much of it (the rest is size + digest).
 EXCERPT_BYTES = 4_096
+# The summarize loop commits finished sessions at most this often: a commit is a broker round
+# trip, and committing after every session made the loop wait on them (151 sessions/s).
+SUMMARIZE_COMMIT_INTERVAL_S = 1.0
 # How long one poll of the state topic waits for records while resuming partitions.
 STATE_READ_POLL_MS = 500
 # After a retriable output failure (broker away), wait this long before writing the flush again.
@@ -406,11 +409,11 @@ class SummarizeLoop:
         await self.consumer.start()
         self.consumer.subscribe([self.settings.topic_closed_sessions], listener=_SummarizeRebalance(self))
         tick_ms = int(self.settings.tick_interval_s * 1000)
+        last_commit = time.monotonic()
         while not self._stopping:
             free = self.settings.summarize_concurrency - len(self.tasks)
-            if free <= 0:
+            if free <= 0:  # every slot busy: read on when one frees (slow sessions hold only theirs)
                 await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-                await self.commit_done()
                 continue
             batches = await self.consumer.getmany(timeout_ms=tick_ms, max_records=free)
             if self._stopping:
@@ -423,7 +426,9 @@ class SummarizeLoop:
                     task = asyncio.create_task(self._one(rec, item))
                     self.tasks.add(task)
                     task.add_done_callback(self.tasks.discard)
-            await self.commit_done()
+            if time.monotonic() - last_commit >= SUMMARIZE_COMMIT_INTERVAL_S:
+                await self.commit_done()
+                last_commit = time.monotonic()
 
     async def _one(self, rec: Any, item: _Pending) -> None:
         """Summarize one closed session and publish its summaries; marks it done when acked."""
