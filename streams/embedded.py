@@ -89,9 +89,9 @@ class EmbeddedPipeline:
                 n += 1
                 if n % CLOSE_EVERY == 0:
                     wall = now_ms()
-                    await self._write(await self.core.flush([0], wall, wall))
+                    await self._write(await self.core.flush([0], wall, wall, with_state=False))
                     bar.update(CLOSE_EVERY)
-            await self._write(await self.core.flush([0], None, now_ms(), close_all=True))
+            await self._write(await self.core.flush([0], None, now_ms(), close_all=True, with_state=False))
             bar.update(n % CLOSE_EVERY)
         finally:
             bar.close()

@@ -153,9 +153,10 @@ class SessionStage:
 
     # -- one flush out --------------------------------------------------------------------
     def flush(self, partitions: Iterable[int], clock_ms: Optional[int] = None,
-              hold: Container[str] = (), close_all: bool = False) -> Flush:
+              hold: Container[str] = (), close_all: bool = False, with_state: bool = True) -> Flush:
         """Close what can no longer change on these partitions (everything with `close_all`)
-        and hand out all that happened since the last flush, as one value."""
+        and hand out all that happened since the last flush, as one value. `with_state=False`
+        for a runner that keeps no durable state (embedded): changed sessions are not exported."""
         closed: list[Closed] = []
         state: list[tuple[int, str, Optional[dict[str, Any]]]] = []
         for p in list(partitions):
@@ -168,7 +169,9 @@ class SessionStage:
                 if clock_ms is not None:
                     sz.advance(clock_ms)
                 closed += sz.take_closed(hold)
-            state += [(p, sid, sz.export_key(sid)) for sid in sz.drain_dirty()]
+            changed = sz.drain_dirty()
+            if with_state:
+                state += [(p, sid, sz.export_key(sid)) for sid in changed]
         out = Flush(self._dead, self._rekeyed, self._built(closed), state)
         self._dead, self._rekeyed = [], []
         return out

@@ -38,10 +38,10 @@ class Core:
     closed_stage: ClosedSessionStage
 
     async def flush(self, partitions: Iterable[int], clock_ms: Optional[int], now_ms: int,
-                    hold: Container[str] = (), close_all: bool = False) -> Flush:
+                    hold: Container[str] = (), close_all: bool = False, with_state: bool = True) -> Flush:
         """The stage's output since the last flush, its closed sessions carrying comparisons,
         and their url deltas in `Flush.deltas`."""
-        out = self.stage.flush(partitions, clock_ms, hold, close_all)
+        out = self.stage.flush(partitions, clock_ms, hold, close_all, with_state)
         if out.closed:
             # DuckDB reads block: keep the event loop (Kafka heartbeats, LLM calls) free.
             out.deltas = await asyncio.to_thread(self.closed_stage.enrich, out.closed, now_ms)
