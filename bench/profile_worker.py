@@ -25,6 +25,19 @@ from tests import kafka_support  # noqa: E402
 from tests.worker_process import WorkerProcess, create_topics, pipeline_env, produce, topic  # noqa: E402
 
 
+def closed_sessions(messages: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    import orjson
+
+    from replaylens.config.settings import Settings
+    from replaylens.streams.stage import Origin, SessionStage, now_ms
+
+    stage = SessionStage.from_settings(Settings())
+    for i, (_k, v) in enumerate(messages):
+        stage.process(0, v, Origin("bench", 0, i), now_ms())
+    closed = stage.flush([0], close_all=True, with_state=False).closed
+    return [(c["session_id"].encode(), orjson.dumps(c)) for c in closed]
+
+
 def top(raw: Path, n: int) -> None:
     own: collections.Counter = collections.Counter()
     total: collections.Counter = collections.Counter()
@@ -54,7 +67,10 @@ async def main(args: argparse.Namespace) -> None:
                            REPLAYLENS_SESSION_GRACE_MS=5000, REPLAYLENS_WORKER_ROLES=args.roles,
                            REPLAYLENS_BATCH_SIZE=args.batch)
         await create_topics(env)
-        await produce(bootstrap, topic(env, "events"), messages)
+        if args.roles == "summarize":  # its input: the closed sessions of those events
+            await produce(bootstrap, topic(env, "closed_sessions"), closed_sessions(messages))
+        else:
+            await produce(bootstrap, topic(env, "events"), messages)
         worker = WorkerProcess(env, Path(tmp) / "worker.log").start()
         try:
             await asyncio.sleep(args.warmup)

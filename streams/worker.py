@@ -399,9 +399,9 @@ class SummarizeLoop:
         self.core, self.settings = core, s
         self.outputs = Outputs(producer, s.topic_dead_letter, core.counters)
         self.consumer = consumer_for(s, f"{s.app_id}-summarize", max_records=s.summarize_concurrency)
-        self.slots = asyncio.Semaphore(s.summarize_concurrency)
         self.progress: dict[TopicPartition, _PartitionProgress] = {}
         self.tasks: set[asyncio.Task] = set()
+        self._slot_freed = asyncio.Event()  # (an Event, not asyncio.wait over all tasks: O(1) per session)
         self.summarized = 0
         self._stopping = False
 
@@ -413,7 +413,8 @@ class SummarizeLoop:
         while not self._stopping:
             free = self.settings.summarize_concurrency - len(self.tasks)
             if free <= 0:  # every slot busy: read on when one frees (slow sessions hold only theirs)
-                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
                 continue
             batches = await self.consumer.getmany(timeout_ms=tick_ms, max_records=free)
             if self._stopping:
@@ -425,10 +426,14 @@ class SummarizeLoop:
                     progress.pending.append(item)
                     task = asyncio.create_task(self._one(rec, item))
                     self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
+                    task.add_done_callback(self._finished)
             if time.monotonic() - last_commit >= SUMMARIZE_COMMIT_INTERVAL_S:
                 await self.commit_done()
                 last_commit = time.monotonic()
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        self._slot_freed.set()
 
     async def _one(self, rec: Any, item: _Pending) -> None:
         """Summarize one closed session and publish its summaries; marks it done when acked."""
