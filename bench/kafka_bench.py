@@ -54,10 +54,22 @@ TARGET_LATENCY_MS = 1_000
 COMMIT_POLL_S = 0.05
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): figures per core-second are
+    steadier than wall-clock rates on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Rate:
     events: int
     seconds: float
+    cpu_s: float = float("nan")
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.events / self.cpu_s if self.cpu_s > 0 else float("nan")
 
     @property
     def per_s(self) -> float:
@@ -132,6 +144,7 @@ async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, ba
             await asyncio.sleep(0.01)
         done = 0
         began = time.perf_counter()
+        cpu_began = time.process_time()
         while done < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"baseline moved only {done} of {expected} messages in {timeout_s}s")
@@ -144,7 +157,7 @@ async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, ba
                 await asyncio.gather(*acks)
                 await consumer.commit()
                 done += len(acks)
-        return Rate(done, time.perf_counter() - began)
+        return Rate(done, time.perf_counter() - began, time.process_time() - cpu_began)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -159,12 +172,14 @@ class WorkerRun:
     done_at: float
     total: int
     commits: list[tuple[float, int]]  # (time, committed events) at every observed change
+    cpu: list[float]  # the worker's CPU seconds at each of those commits
 
     @property
     def steady(self) -> Rate:
         """From the first observed commit to the commit that reached the end offsets: process
         start-up and group join are excluded; the last commit interval (1 s) may include idle."""
-        return Rate(self.total - self.first_committed, self.done_at - self.first_commit_at)
+        return Rate(self.total - self.first_committed, self.done_at - self.first_commit_at,
+                    self.cpu[-1] - self.cpu[0])
 
     @property
     def from_spawn(self) -> Rate:
@@ -174,10 +189,10 @@ class WorkerRun:
     def mid_slope(self) -> Optional[Rate]:
         """Between the first and the last commit that were neither empty nor complete: no idle
         tail at all; None when fewer than two such commits were seen."""
-        mid = [(t, c) for t, c in self.commits if 0 < c < self.total]
+        mid = [(t, c, cpu) for (t, c), cpu in zip(self.commits, self.cpu) if 0 < c < self.total]
         if len(mid) < 2:
             return None
-        return Rate(mid[-1][1] - mid[0][1], mid[-1][0] - mid[0][0])
+        return Rate(mid[-1][1] - mid[0][1], mid[-1][0] - mid[0][0], mid[-1][2] - mid[0][2])
 
 
 async def run_worker(env: dict[str, str], bootstrap: str, partitions: int, worker: WorkerProcess,
@@ -196,6 +211,7 @@ async def run_worker(env: dict[str, str], bootstrap: str, partitions: int, worke
         worker.start()
         deadline = time.monotonic() + timeout_s
         commits: list[tuple[float, int]] = []
+        cpu: list[float] = []
         committed = 0
         while committed < total:
             if time.monotonic() > deadline:
@@ -205,9 +221,10 @@ async def run_worker(env: dict[str, str], bootstrap: str, partitions: int, worke
             now_committed = await committed_total(admin, group, tps)
             if now_committed != committed:
                 commits.append((time.perf_counter(), now_committed))
+                cpu.append(cpu_seconds(worker.proc.pid))
                 committed = now_committed
         first_at, first = commits[0]
-        return WorkerRun(spawned, first_at, first, commits[-1][0], total, commits)
+        return WorkerRun(spawned, first_at, first, commits[-1][0], total, commits, cpu)
     finally:
         await admin.close()
 
@@ -336,12 +353,15 @@ async def bench(args: argparse.Namespace) -> None:
         finally:
             worker.stop()
         kafka = run.mid_slope or run.steady
-        results.update(kafka_eps=kafka.per_s, kafka_ratio=kafka.per_s / base.per_s)
+        results.update(kafka_eps=kafka.per_s, kafka_ratio=kafka.per_s / base.per_s,
+                       kafka_cpu_ratio=kafka.per_cpu_s / base.per_cpu_s)
         state = await topic_bytes(bootstrap, env["REPLAYLENS_APP_ID"] + "-open-sessions", args.partitions)
         closed_bytes = await topic_bytes(bootstrap, topic(env, "closed_sessions"), args.partitions)
         print(f"2. sessionize worker (role sessionize)        {kafka.per_s:>9,.0f} events/s  ratio "
               f"{kafka.per_s / base.per_s:.2f} (targets >= {TARGET_RATIO} and >= {TARGET_EVENTS_PER_S:,}/s); "
               f"first commit {run.first_commit_at - run.spawned_at:.1f} s after spawn")
+        print(f"             per CPU-second: worker {kafka.per_cpu_s:,.0f} events, baseline {base.per_cpu_s:,.0f} "
+              f"events: ratio {kafka.per_cpu_s / base.per_cpu_s:.2f} (steadier than wall time on a shared machine)")
         print(f"             bytes written: state {state / input_bytes:.2f}x the input, closed sessions "
               f"{closed_bytes / input_bytes:.2f}x (backlog: each batch rewrites the sessions it touched)")
 
@@ -351,10 +371,12 @@ async def bench(args: argparse.Namespace) -> None:
             srun = await run_worker(env, bootstrap, args.partitions, worker, args.timeout, role="summarize")
         finally:
             worker.stop()
-        sps = (srun.mid_slope or srun.steady).per_s
+        srate = srun.mid_slope or srun.steady
+        sps = srate.per_s
         results["summarize_sps"] = sps
+        results["summarize_per_cpu_s"] = srate.per_cpu_s
         print(f"3. summarize worker (role summarize)          {sps:>9,.0f} sessions/s (target >= 2,000) "
-              f"over {srun.total:,} closed sessions")
+              f"over {srun.total:,} closed sessions; {srate.per_cpu_s:,.0f} per CPU-second")
 
         # 4. The whole pipeline in one process (both roles), fresh topics, same messages.
         penv = isolated_env(bootstrap, work / "pipeline", args, "sessionize,summarize")
@@ -367,8 +389,10 @@ async def bench(args: argparse.Namespace) -> None:
             worker.stop()
         pipe = (prun.mid_slope or prun.steady).per_s
         results["pipeline_ratio"] = pipe / base.per_s
+        pcpu = (prun.mid_slope or prun.steady).per_cpu_s
+        results["pipeline_cpu_ratio"] = pcpu / base.per_cpu_s
         print(f"4. pipeline worker (both roles, 1 process)    {pipe:>9,.0f} events/s  ratio {pipe / base.per_s:.2f} "
-              f"(target >= 0.25)")
+              f"(target >= 0.25); per CPU-second {pcpu:,.0f} events, ratio {pcpu / base.per_cpu_s:.2f}")
 
         # 5. Close -> summary latency under live traffic at half the pipeline's sustained rate.
         lenv = isolated_env(bootstrap, work / "latency", args, "sessionize,summarize")
