@@ -81,6 +81,7 @@ class WorkerContext:
             "sessions_summarized": self.summarize.summarized if self.summarize else None,
             "summaries_in_flight": len(self.summarize.tasks) if self.summarize else None,
             "url_deltas_applied": self.materializer.applied if self.materializer else None,
+            "url_deltas_skipped": self.materializer.skipped if self.materializer else None,
         }
 
     def write_status(self) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Optional
+from typing import Any, Optional
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from replaylens.aggregates.deltas import UrlDelta
 from replaylens.aggregates.store import AggregateStore
 
 log = logging.getLogger("replaylens.aggregates")
@@ -31,6 +32,7 @@ class DeltaMaterializer:
         self.bootstrap, self.topic, self.store = bootstrap, topic, store
         self.batch_ms, self.max_records = batch_ms, max_records
         self.applied = 0
+        self.skipped = 0  # malformed records on the topic (counted, logged, not applied)
         self._task: Optional[asyncio.Task] = None
         self._consumer: Optional[AIOKafkaConsumer] = None
 
@@ -46,10 +48,19 @@ class DeltaMaterializer:
         while True:
             await asyncio.sleep(self.batch_ms / 1000)  # let a batch build up: one transaction for it
             batches = await self._consumer.getmany(timeout_ms=self.batch_ms, max_records=self.max_records)
-            deltas = [orjson.loads(rec.value) for recs in batches.values() for rec in recs]
+            deltas = [d for recs in batches.values() for rec in recs if (d := self._decoded(rec)) is not None]
             if deltas:
                 # DuckDB calls block; keep the event loop (Kafka heartbeats) free.
                 self.applied += await asyncio.to_thread(self.store.apply, deltas)
+
+    def _decoded(self, rec: Any) -> Optional[UrlDelta]:
+        """One record's delta; a malformed one is logged (origin only) and counted, not fatal."""
+        try:
+            return UrlDelta.from_dict(orjson.loads(rec.value))
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+            self.skipped += 1
+            log.warning("url delta %s[%s]@%s skipped: %s", rec.topic, rec.partition, rec.offset, type(exc).__name__)
+            return None
 
     async def stop(self) -> None:
         if self._task is not None:
