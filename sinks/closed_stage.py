@@ -7,6 +7,7 @@ worker materializes. Either way the comparisons are on the session before it is 
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from replaylens.aggregates.comparison import compare_session
@@ -16,6 +17,8 @@ from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.summaries import Summary
 from replaylens.sinks.summarize import SummarizerSink
 
+log = logging.getLogger(__name__)
+
 
 class ClosedSessionStage:
     def __init__(self, store: Optional[AggregateStore], normalizer: UrlNormalizer, sink: SummarizerSink,
@@ -24,6 +27,7 @@ class ClosedSessionStage:
         self.normalizer = normalizer
         self.sink = sink
         self.min_sessions = min_sessions
+        self.failed = 0  # sessions whose comparisons or deltas raised (published without them)
 
     def enrich(self, sessions: list[dict[str, Any]], now_ms: int) -> list[UrlDelta]:
         """Attach comparisons (against the baseline as the store has it now, so without these
@@ -35,9 +39,16 @@ class ClosedSessionStage:
         stats = self.store.url_stats(sorted(urls), now_ms) if urls else {}
         deltas: list[UrlDelta] = []
         for s in sessions:
-            own = session_deltas(s, self.normalizer)
-            s["comparisons"] = [c.model_dump() for c in
-                                compare_session(s, stats, self.normalizer, self.min_sessions, deltas=own)]
+            try:
+                own = session_deltas(s, self.normalizer)
+                s["comparisons"] = [c.model_dump() for c in
+                                    compare_session(s, stats, self.normalizer, self.min_sessions, deltas=own)]
+            except Exception as exc:  # noqa: BLE001 - one session must not fail its whole flush
+                # Published and summarized without comparisons or aggregates; counted and logged.
+                self.failed += 1
+                log.warning("comparisons of session %s failed: %s", s.get("window_id"), type(exc).__name__)
+                s["comparisons"] = []
+                continue
             deltas += own
         return deltas
 

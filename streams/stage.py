@@ -31,6 +31,8 @@ log = logging.getLogger("replaylens.streams")
 GC_YOUNG_THRESHOLD = 50_000
 GC_MIDDLE_RATIO = 20
 GC_OLD_RATIO = 100
+# A closed session that cannot be built is dead-lettered with at most this much of its events.
+CLOSED_EXCERPT_CHARS = 4_096
 
 
 @dataclass(slots=True)
@@ -172,13 +174,30 @@ class SessionStage:
             changed = sz.drain_dirty()
             if with_state:
                 state += [(p, sid, sz.export_key(sid)) for sid in changed]
-        out = Flush(self._dead, self._rekeyed, self._built(closed), state)
+        built = self._built(closed)  # (may add dead letters)
+        out = Flush(self._dead, self._rekeyed, built, state)
         self._dead, self._rekeyed = [], []
         return out
 
     def _built(self, closed: list[Closed]) -> list[dict[str, Any]]:
+        """Closed-session dicts. One that cannot be built (a bug, or data no check foresaw)
+        becomes an internal-error dead letter carrying a bounded excerpt of its events, so it
+        cannot fail every flush (and every restart) after it."""
         self.counters.sessions_closed += len(closed)
-        return [build_closed_session(c, self.signal_rules) for c in closed]
+        out = []
+        for c in closed:
+            try:
+                out.append(build_closed_session(c, self.signal_rules))
+            except Exception as exc:  # noqa: BLE001 - per-session isolation: counted and dead-lettered
+                self.counters.internal_errors += 1
+                log.warning("internal error building closed session %s: %s (dead-lettered)",
+                            c.window.start, type(exc).__name__)
+                texts = ",".join(e[4] for e in c.window.events)
+                self._dead.append(dead_letter(
+                    ("[" + texts[:CLOSED_EXCERPT_CHARS] + "]").encode(), "internal-error",
+                    f"{type(exc).__name__} while building the closed session ({len(c.window.events)} events)",
+                    Origin(), c.session_id, now_ms()))
+        return out
 
     def buffered_events(self) -> int:
         return sum(sz.buffered_events for sz in self.partitions.values())

@@ -108,3 +108,25 @@ def test_no_json_shape_escapes_the_stage(extra, kind):
     s.process(0, raw, Origin("events", 0, 0), NOW)
     out = s.flush([0], close_all=True)
     assert s.counters.accepted + len(out.dead_letters) == 1
+
+
+def test_a_closed_session_that_cannot_be_built_is_dead_lettered_and_the_others_go_out(monkeypatch):
+    import replaylens.streams.stage as stage_module
+
+    real = stage_module.build_closed_session
+
+    def fails_for_one(closed, rules):
+        if closed.session_id == "sim4-0000001":
+            raise ValueError("unforeseen data")
+        return real(closed, rules)
+
+    monkeypatch.setattr(stage_module, "build_closed_session", fails_for_one)
+    s = stage()
+    for i, raw in enumerate(valid_messages(3)):
+        s.process(0, raw, Origin("events", 0, i), NOW)
+    out = s.flush([0], close_all=True)
+    assert sorted(c["session_id"] for c in out.closed) == ["sim4-0000000", "sim4-0000002"]
+    [dl] = out.dead_letters
+    assert dl["reason"] == "internal-error" and dl["session_id"] == "sim4-0000001"
+    assert "ValueError" in dl["error"] and len(dl["original"]) <= 4_100
+    assert s.counters.internal_errors == 1
