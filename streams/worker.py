@@ -33,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError,
                              RecordListTooLargeError, RecordTooLargeError)
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.partitioner import murmur2
 
 from replaylens.config.settings import Settings
@@ -192,9 +193,12 @@ async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int])
 
 def consumer_for(s: Settings, group: str, max_records: int) -> AIOKafkaConsumer:
     """A group consumer whose offsets we commit ourselves; the caller subscribes it (with its
-    rebalance listener) after start."""
+    rebalance listener) after start. The range assignor keeps topics co-partitioned: partition p
+    of the events topic and of the re-key topic always go to the same worker (aiokafka's default,
+    round-robin, would split them as soon as the partitions do not divide evenly)."""
     return AIOKafkaConsumer(
         bootstrap_servers=s.kafka_bootstrap, group_id=group, enable_auto_commit=False,
+        partition_assignment_strategy=(RangePartitionAssignor,),
         auto_offset_reset="earliest", session_timeout_ms=s.kafka_session_timeout_ms,
         heartbeat_interval_ms=s.kafka_heartbeat_interval_ms, max_poll_records=max_records)
 

@@ -32,3 +32,22 @@ def test_a_refused_output_dead_letter_is_bounded_with_size_and_digest():
     dl = too_large_dead_letter("closed", b"s1", value, ValueError("too large"), "s1")
     assert dl["reason"] == "output-too-large" and dl["size"] == 3_000_000 and len(dl["sha256"]) == 64
     assert len(dl["original"]) < 10_000 and dl["topic"] == "closed" and dl["session_id"] == "s1"
+
+
+async def test_the_sessionize_consumer_keeps_events_and_rekeys_co_partitioned():
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+
+    from replaylens.config.settings import Settings
+    from replaylens.streams.worker import consumer_for
+
+    consumer = consumer_for(Settings(), "g", max_records=10)
+    [assignor] = consumer._partition_assignment_strategy
+
+    class Cluster:
+        def partitions_for_topic(self, _topic):
+            return {0, 1, 2, 3}
+
+    members = {f"m{i}": ConsumerProtocolMemberMetadata(0, ["events", "rekeyed"], b"") for i in range(3)}
+    for assignment in assignor.assign(Cluster(), members).values():
+        by_topic = dict(assignment.assignment)
+        assert by_topic["events"] == by_topic["rekeyed"]  # partition p of both: the same worker
