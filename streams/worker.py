@@ -26,6 +26,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -56,10 +57,13 @@ SUMMARIZE_COMMIT_INTERVAL_S = 1.0
 STATE_READ_POLL_MS = 500
 # After a retriable output failure (broker away), wait this long before writing the flush again.
 RETRY_BACKOFF_S = 1.0
+# Session ids whose partition is remembered: murmur2 runs in Python (~1 µs); open sessions repeat.
+EXPECTED_PARTITION_CACHE = 65_536
 # Errors that retrying the same record can never fix: the record is too large for the topic.
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 
 
+@lru_cache(maxsize=EXPECTED_PARTITION_CACHE)
 def expected_partition(session_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives this key."""
     return (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
