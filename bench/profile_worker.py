@@ -13,7 +13,6 @@ import collections
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 

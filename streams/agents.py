@@ -14,6 +14,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 import faust
+import orjson
 
 from replaylens.config.settings import Settings
 from replaylens.streams.app import WorkerContext, build_app
@@ -21,8 +22,6 @@ from replaylens.streams.stage import Origin, dead_letter, now_ms
 from replaylens.streams.url_deltas import DeltaMaterializer
 from replaylens.streams.wiring import build_core
 from replaylens.streams.worker import SessionizeLoop, SummarizeLoop, build_producer, too_large_dead_letter
-
-import orjson
 
 log = logging.getLogger("replaylens.streams")
 
@@ -48,6 +47,8 @@ def create_worker_app(s: Settings, **app_overrides: Any) -> tuple[faust.App, Wor
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported to Faust, which stops the worker
+            if ctx.stopping:  # e.g. its consumer was stopped under it: the shutdown's doing
+                return
             log.exception("%s loop failed", name)
             await app.crash(exc)
 
@@ -59,10 +60,10 @@ def create_worker_app(s: Settings, **app_overrides: Any) -> tuple[faust.App, Wor
             ctx.materializer = DeltaMaterializer(s.kafka_bootstrap, s.topic_url_deltas, core.store)
             await ctx.materializer.start()
             ctx.sessionize = SessionizeLoop(core, ctx.producer)
-            asyncio.create_task(supervised("sessionize", ctx.sessionize.run), name="sessionize")
+            ctx.tasks.append(asyncio.create_task(supervised("sessionize", ctx.sessionize.run), name="sessionize"))
         if "summarize" in roles:
             ctx.summarize = SummarizeLoop(core, ctx.producer)
-            asyncio.create_task(supervised("summarize", ctx.summarize.run), name="summarize")
+            ctx.tasks.append(asyncio.create_task(supervised("summarize", ctx.summarize.run), name="summarize"))
 
     @app.timer(interval=s.tick_interval_s)
     async def status() -> None:
@@ -72,12 +73,16 @@ def create_worker_app(s: Settings, **app_overrides: Any) -> tuple[faust.App, Wor
     async def stop_loops(app_: faust.App, **kwargs: Any) -> None:
         """Bounded: the sessionize batch in progress finishes; summaries get
         `shutdown_timeout_s`, then are cancelled and left uncommitted for the next worker."""
+        ctx.stopping = True
         if ctx.summarize is not None:
             await ctx.summarize.stop(s.shutdown_timeout_s)
         if ctx.sessionize is not None:
             await asyncio.wait_for(ctx.sessionize.stop(), s.shutdown_timeout_s)
         if ctx.materializer is not None:
             await ctx.materializer.stop()
+        for task in ctx.tasks:
+            task.cancel()
+        await asyncio.gather(*ctx.tasks, return_exceptions=True)
         if ctx.producer is not None:
             await ctx.producer.stop()
         await core.aclose()

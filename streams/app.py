@@ -13,6 +13,7 @@ and benchmarks can make one per run with their own topic names.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,8 @@ class WorkerContext:
     sessionize: Optional[SessionizeLoop] = None
     summarize: Optional[SummarizeLoop] = None
     materializer: Optional[DeltaMaterializer] = None
-    started_at: float = field(default_factory=time.monotonic)
+    tasks: list[asyncio.Task] = field(default_factory=list)  # the loops (held: asyncio keeps only weak refs)
+    stopping: bool = False
 
     def status(self) -> dict[str, Any]:
         stage = self.core.stage
