@@ -57,6 +57,10 @@ SUMMARIZE_COMMIT_INTERVAL_S = 1.0
 STATE_READ_POLL_MS = 500
 # After a retriable output failure (broker away), wait this long before writing the flush again.
 RETRY_BACKOFF_S = 1.0
+# Per-partition batch of the worker's producer. aiokafka's default (16 KiB) holds one or two closed
+# sessions or a few summaries: every send then waited for a batch to drain (py-spy: asyncio.wait
+# in MessageBatch.wait_drain). 256 KiB batches many records per request.
+PRODUCER_BATCH_BYTES = 256 * 1024
 # Session ids whose partition is remembered: murmur2 runs in Python (~1 µs); open sessions repeat.
 EXPECTED_PARTITION_CACHE = 65_536
 # Errors that retrying the same record can never fix: the record is too large for the topic.
@@ -93,6 +97,7 @@ class ReadClock:
 def build_producer(s: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=s.producer_linger_ms,
+        max_batch_size=min(PRODUCER_BATCH_BYTES, s.producer_max_request_size),
         compression_type=None if s.producer_compression == "none" else s.producer_compression,
         max_request_size=s.producer_max_request_size)
 
