@@ -26,6 +26,7 @@ import orjson  # noqa: E402
 
 from replaylens.config.settings import Settings  # noqa: E402
 from replaylens.streams.simulator import simulate_bytes  # noqa: E402
+from replaylens.streams.embedded import CLOSE_EVERY  # noqa: E402
 from replaylens.streams.stage import Origin, SessionStage, now_ms, tune_gc  # noqa: E402
 
 
@@ -48,10 +49,10 @@ def bench_stage(msgs: list[bytes]) -> tuple[float, int]:
     t = time.perf_counter()
     for i, m in enumerate(msgs):
         process(0, m, origin, wall)
-        if i % 5000 == 4999:
-            stage.close_ready([0])
-    closed = stage.close_all()
-    return len(msgs) / (time.perf_counter() - t), stage.counters.sessions_closed + 0 * len(closed)
+        if i % CLOSE_EVERY == CLOSE_EVERY - 1:
+            stage.flush([0], wall, with_state=False)
+    stage.flush([0], close_all=True, with_state=False)
+    return len(msgs) / (time.perf_counter() - t), stage.counters.sessions_closed
 
 
 def bench_memory(msgs: list[bytes]) -> float:
@@ -82,7 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20000)
     args = ap.parse_args()
-    tune_gc()  # as the embedded runner and the worker do
+    tune_gc()  # as `replaylens run` and `replaylens worker` do
     msgs = messages(args.sessions)
     print(f"{len(msgs):,} simulated events from {args.sessions:,} sessions; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cpus")
@@ -94,6 +95,8 @@ def main() -> None:
     print(f"memory    per buffered event         {per_event:>12,.0f} bytes  (target < 1024)")
     pipe = bench_pipeline(msgs)
     print(f"pipeline  embedded, with summaries   {pipe:>12,.0f} events/s   ratio to baseline {pipe / base:.2f}")
+    print(f"RESULT embedded_stage_eps={stage:.0f} embedded_pipeline_eps={pipe:.0f} bytes_per_event={per_event:.0f} "
+          f"decode_only_eps={base:.0f}")
 
 
 if __name__ == "__main__":

@@ -54,10 +54,22 @@ TARGET_LATENCY_MS = 1_000
 COMMIT_POLL_S = 0.05
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): figures per core-second are
+    steadier than wall-clock rates on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Rate:
     events: int
     seconds: float
+    cpu_s: float = float("nan")
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.events / self.cpu_s if self.cpu_s > 0 else float("nan")
 
     @property
     def per_s(self) -> float:
@@ -132,6 +144,7 @@ async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, ba
             await asyncio.sleep(0.01)
         done = 0
         began = time.perf_counter()
+        cpu_began = time.process_time()
         while done < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"baseline moved only {done} of {expected} messages in {timeout_s}s")
@@ -144,7 +157,7 @@ async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, ba
                 await asyncio.gather(*acks)
                 await consumer.commit()
                 done += len(acks)
-        return Rate(done, time.perf_counter() - began)
+        return Rate(done, time.perf_counter() - began, time.process_time() - cpu_began)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -159,12 +172,14 @@ class WorkerRun:
     done_at: float
     total: int
     commits: list[tuple[float, int]]  # (time, committed events) at every observed change
+    cpu: list[float]  # the worker's CPU seconds at each of those commits
 
     @property
     def steady(self) -> Rate:
         """From the first observed commit to the commit that reached the end offsets: process
         start-up and group join are excluded; the last commit interval (1 s) may include idle."""
-        return Rate(self.total - self.first_committed, self.done_at - self.first_commit_at)
+        return Rate(self.total - self.first_committed, self.done_at - self.first_commit_at,
+                    self.cpu[-1] - self.cpu[0])
 
     @property
     def from_spawn(self) -> Rate:
@@ -174,21 +189,21 @@ class WorkerRun:
     def mid_slope(self) -> Optional[Rate]:
         """Between the first and the last commit that were neither empty nor complete: no idle
         tail at all; None when fewer than two such commits were seen."""
-        mid = [(t, c) for t, c in self.commits if 0 < c < self.total]
+        mid = [(t, c, cpu) for (t, c), cpu in zip(self.commits, self.cpu) if 0 < c < self.total]
         if len(mid) < 2:
             return None
-        return Rate(mid[-1][1] - mid[0][1], mid[-1][0] - mid[0][0])
+        return Rate(mid[-1][1] - mid[0][1], mid[-1][0] - mid[0][0], mid[-1][2] - mid[0][2])
 
 
 async def run_worker(env: dict[str, str], bootstrap: str, partitions: int, worker: WorkerProcess,
-                     timeout_s: float) -> WorkerRun:
-    """Start the worker and poll its group's committed offsets until they reach the end offsets.
-    The worker is left running: the caller waits for the last sessions to be summarized."""
-    events_topic = topic(env, "events")
-    ends = await end_offsets(bootstrap, events_topic, partitions)
+                     timeout_s: float, role: str = "sessionize") -> WorkerRun:
+    """Start the worker and poll the committed offsets of its `role` loop's consumer group until
+    they reach the end offsets of its input topic. The worker is left running."""
+    source = topic(env, "events" if role == "sessionize" else "closed_sessions")
+    ends = await end_offsets(bootstrap, source, partitions)
     total = sum(ends.values())
     tps = list(ends)
-    group = env["REPLAYLENS_APP_ID"]
+    group = f"{env['REPLAYLENS_APP_ID']}-{role}"  # the loop's own consumer group
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -196,6 +211,7 @@ async def run_worker(env: dict[str, str], bootstrap: str, partitions: int, worke
         worker.start()
         deadline = time.monotonic() + timeout_s
         commits: list[tuple[float, int]] = []
+        cpu: list[float] = []
         committed = 0
         while committed < total:
             if time.monotonic() > deadline:
@@ -205,9 +221,10 @@ async def run_worker(env: dict[str, str], bootstrap: str, partitions: int, worke
             now_committed = await committed_total(admin, group, tps)
             if now_committed != committed:
                 commits.append((time.perf_counter(), now_committed))
+                cpu.append(cpu_seconds(worker.proc.pid))
                 committed = now_committed
         first_at, first = commits[0]
-        return WorkerRun(spawned, first_at, first, commits[-1][0], total, commits)
+        return WorkerRun(spawned, first_at, first, commits[-1][0], total, commits, cpu)
     finally:
         await admin.close()
 
@@ -259,92 +276,164 @@ async def count_records(bootstrap: str, topic_name: str, partitions: int) -> int
     return sum((await end_offsets(bootstrap, topic_name, partitions)).values())
 
 
-# -- main ------------------------------------------------------------------------------------------
+async def topic_bytes(bootstrap: str, topic_name: str, partitions: int) -> int:
+    """Sum of key and value sizes of every record on the topic (uncompressed)."""
+    tps = [TopicPartition(topic_name, p) for p in range(partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    total = 0
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=10000)).values():
+                total += sum(len(r.value or b"") + len(r.key or b"") for r in records)
+    finally:
+        await consumer.stop()
+    return total
+
+
+def isolated_env(bootstrap: str, workdir: Path, args: argparse.Namespace, roles: str) -> dict[str, str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return pipeline_env(bootstrap, workdir, prefix=f"bench{uuid.uuid4().hex[:6]}",
+                        REPLAYLENS_TOPIC_PARTITIONS=args.partitions, REPLAYLENS_SESSION_GRACE_MS=args.grace_ms,
+                        REPLAYLENS_TICK_INTERVAL_S=0.5, REPLAYLENS_WORKER_ROLES=roles,
+                        REPLAYLENS_BATCH_SIZE=args.batch)
+
+
+async def paced(bootstrap: str, topic_name: str, events: list[dict], rate: float) -> None:
+    """Send events at `rate` per second, each stamped with its send time (live traffic)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    await producer.start()
+    try:
+        began = time.monotonic()
+        futs = []
+        for i, e in enumerate(events):
+            due = began + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            e = dict(e, timestamp=int(time.time() * 1000))
+            futs.append(await producer.send(topic_name, orjson.dumps(e), key=e["session_id"].encode()))
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+
+
 async def bench(args: argparse.Namespace) -> None:
     external = bool(os.environ.get("REPLAYLENS_TEST_BOOTSTRAP", "").strip())
     bootstrap = kafka_support.ensure_broker()
     for line in machine_lines(bootstrap, external):
         print(line)
-
-    made = time.perf_counter()
     messages, sessions, hours = recent_events(args.events, args.seed)
     n = len(messages)
+    input_bytes = sum(len(k) + len(v) for k, v in messages)
     print(f"messages  {n:,} simulated events of {sessions:,} sessions (all end with session-end), "
-          f"{hours:.1f} h of event time ending 1 s before now, {args.partitions} partitions, "
-          f"keyed by session id; made in {time.perf_counter() - made:.1f} s")
-
+          f"{hours:.1f} h of event time ending 1 s before now, {args.partitions} partitions, keyed by "
+          f"session id, {input_bytes / n:.0f} bytes per event; batch {args.batch}")
+    results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="replaylens-kafka-bench-") as tmp:
-        workdir = Path(tmp)
-        env = pipeline_env(bootstrap, workdir, prefix=f"bench{uuid.uuid4().hex[:6]}",
-                           REPLAYLENS_TOPIC_PARTITIONS=args.partitions,
-                           REPLAYLENS_SESSION_GRACE_MS=args.grace_ms,
-                           REPLAYLENS_TICK_INTERVAL_S=0.5)
+        work = Path(tmp)
+        env = isolated_env(bootstrap, work / "sessionize", args, "sessionize")
         await create_topics(env)
         sink = f"{env['REPLAYLENS_APP_ID']}-baseline-out"
         await kafka_support.create_topics(bootstrap, [sink], partitions=args.partitions)
-        produced = time.perf_counter()
         await produce(bootstrap, topic(env, "events"), messages)
-        print(f"produced  {n:,} events to {topic(env, 'events')} in {time.perf_counter() - produced:.1f} s "
-              f"(before the baseline and the worker start)")
-        del messages
 
-        # 1. The baseline reads the very topic the worker will read, in its own consumer group.
+        # 1. Baseline: a plain aiokafka consume -> produce -> commit loop on the same messages.
         base = await run_baseline(bootstrap, topic(env, "events"), sink, n, args.batch, args.timeout)
-        print(f"\n1. baseline  aiokafka consume->produce->commit  {base.per_s:>10,.0f} events/s  "
-              f"({n:,} in {base.seconds:.2f} s, getmany max {args.batch}, acks=all, "
-              f"timed from partition assignment to the last commit)")
+        print(f"\n1. baseline   aiokafka consume->produce->commit  {base.per_s:>9,.0f} events/s  "
+              f"({n:,} in {base.seconds:.2f} s, getmany max {args.batch}, acks=all)")
 
-        # 2. One worker process.
-        worker = WorkerProcess(env, workdir / "worker.log")
+        # 2. A sessionizing worker (role sessionize) over the same backlog.
+        worker = WorkerProcess(env, work / "sessionize.log")
         try:
             run = await run_worker(env, bootstrap, args.partitions, worker, args.timeout)
-            steady, spawn, mid = run.steady, run.from_spawn, run.mid_slope
-            ok = "meets" if steady.per_s >= TARGET_EVENTS_PER_S and steady.per_s / base.per_s >= TARGET_RATIO else "MISSES"
-            print(f"2. worker    replaylens worker, 1 process     {steady.per_s:>10,.0f} events/s  "
-                  f"ratio to baseline {steady.per_s / base.per_s:.2f}  "
-                  f"({ok} targets >= {TARGET_EVENTS_PER_S:,}/s and >= {TARGET_RATIO})")
-            print(f"             timed from its first committed offset ({run.first_committed:,} events "
-                  f"in, {run.first_commit_at - run.spawned_at:.1f} s after spawn) to the commit reaching "
-                  f"the end offsets: {steady.events:,} events in {steady.seconds:.2f} s; offsets are "
-                  f"committed every 1 s, so the last interval may include idle time")
-            if mid is not None:
-                print(f"             between intermediate commits (no idle tail): {mid.per_s:,.0f} events/s "
-                      f"({mid.events:,} in {mid.seconds:.2f} s)")
-            print(f"             including process start-up and group join: {spawn.per_s:,.0f} events/s "
-                  f"({spawn.events:,} in {spawn.seconds:.2f} s from spawn)")
-
-            # 3. Close -> summary latency.
-            closed, summaries = await wait_for_summaries(bootstrap, env, args.partitions, sessions, worker,
-                                                         timeout_s=args.grace_ms / 1000 + 60)
-            latencies = sorted(summaries[w] - closed[w] for w in summaries if w in closed)
-            dead = await count_records(bootstrap, topic(env, "dead_letter"), args.partitions)
-            rekeyed = await count_records(bootstrap, topic(env, "rekeyed"), args.partitions)
-            p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
-            worst = float(latencies[-1]) if latencies else float("nan")
-            verdict = "meets" if latencies and p95 < TARGET_LATENCY_MS else "MISSES"
-            print(f"3. close->summary latency  p50 {p50:,.0f} ms  p95 {p95:,.0f} ms  max {worst:,.0f} ms  "
-                  f"({verdict} target p95 < {TARGET_LATENCY_MS} ms)")
-            print(f"             Kafka record timestamps (CreateTime, set by the worker) of a closed session "
-                  f"and of its first summary, same window_id; {len(latencies):,} pairs; "
-                  f"{len(closed):,} closed windows, {len(summaries):,} summarized, of {sessions:,} sessions; "
-                  f"{dead} dead letters, {rekeyed} re-keyed")
-            if dead:
-                print(f"WARNING   {dead} events went to the dead-letter topic: the worker figures include "
-                      f"that path; see {topic(env, 'dead_letter')} (reason 'late' means event time "
-                      f"outran the grace)")
         finally:
-            if worker.proc is not None:
-                worker.stop()
+            worker.stop()
+        kafka = run.mid_slope or run.steady
+        results.update(kafka_eps=kafka.per_s, kafka_ratio=kafka.per_s / base.per_s,
+                       kafka_cpu_ratio=kafka.per_cpu_s / base.per_cpu_s)
+        state = await topic_bytes(bootstrap, env["REPLAYLENS_APP_ID"] + "-open-sessions", args.partitions)
+        closed_bytes = await topic_bytes(bootstrap, topic(env, "closed_sessions"), args.partitions)
+        print(f"2. sessionize worker (role sessionize)        {kafka.per_s:>9,.0f} events/s  ratio "
+              f"{kafka.per_s / base.per_s:.2f} (targets >= {TARGET_RATIO} and >= {TARGET_EVENTS_PER_S:,}/s); "
+              f"first commit {run.first_commit_at - run.spawned_at:.1f} s after spawn")
+        print(f"             per CPU-second: worker {kafka.per_cpu_s:,.0f} events, baseline {base.per_cpu_s:,.0f} "
+              f"events: ratio {kafka.per_cpu_s / base.per_cpu_s:.2f} (steadier than wall time on a shared machine)")
+        print(f"             bytes written: state {state / input_bytes:.2f}x the input, closed sessions "
+              f"{closed_bytes / input_bytes:.2f}x (backlog: each batch rewrites the sessions it touched)")
+
+        # 3. A summarizing worker (role summarize) over the closed sessions step 2 wrote.
+        worker = WorkerProcess(dict(env, REPLAYLENS_WORKER_ROLES="summarize"), work / "summarize.log")
+        try:
+            srun = await run_worker(env, bootstrap, args.partitions, worker, args.timeout, role="summarize")
+        finally:
+            worker.stop()
+        srate = srun.mid_slope or srun.steady
+        sps = srate.per_s
+        results["summarize_sps"] = sps
+        results["summarize_per_cpu_s"] = srate.per_cpu_s
+        print(f"3. summarize worker (role summarize)          {sps:>9,.0f} sessions/s (target >= 2,000) "
+              f"over {srun.total:,} closed sessions; {srate.per_cpu_s:,.0f} per CPU-second")
+
+        # 4. The whole pipeline in one process (both roles), fresh topics, same messages.
+        penv = isolated_env(bootstrap, work / "pipeline", args, "sessionize,summarize")
+        await create_topics(penv)
+        await produce(bootstrap, topic(penv, "events"), messages)
+        worker = WorkerProcess(penv, work / "pipeline.log")
+        try:
+            prun = await run_worker(penv, bootstrap, args.partitions, worker, args.timeout)
+        finally:
+            worker.stop()
+        pipe = (prun.mid_slope or prun.steady).per_s
+        results["pipeline_ratio"] = pipe / base.per_s
+        pcpu = (prun.mid_slope or prun.steady).per_cpu_s
+        results["pipeline_cpu_ratio"] = pcpu / base.per_cpu_s
+        print(f"4. pipeline worker (both roles, 1 process)    {pipe:>9,.0f} events/s  ratio {pipe / base.per_s:.2f} "
+              f"(target >= 0.25); per CPU-second {pcpu:,.0f} events, ratio {pcpu / base.per_cpu_s:.2f}")
+
+        # 5. Close -> summary latency under live traffic at half the pipeline's sustained rate.
+        lenv = isolated_env(bootstrap, work / "latency", args, "sessionize,summarize")
+        await create_topics(lenv)
+        worker = WorkerProcess(lenv, work / "latency.log").start()
+        try:
+            await asyncio.sleep(args.join_s)  # joined and idle before traffic starts
+            rate = pipe * args.load
+            live = [orjson.loads(v) for _k, v in messages[: int(rate * args.live_s)]]
+            live.sort(key=lambda e: e["timestamp"])
+            await paced(bootstrap, topic(lenv, "events"), live, rate)
+            live_sessions = len({e["session_id"] for e in live if e["type"] == "session-end"})
+            closed, summaries = await wait_for_summaries(bootstrap, lenv, args.partitions, live_sessions, worker,
+                                                         timeout_s=args.grace_ms / 1000 + 30)
+        finally:
+            worker.stop()
+        live_bytes = sum(len(orjson.dumps(e)) + len(e["session_id"]) for e in live)
+        live_state = await topic_bytes(bootstrap, lenv["REPLAYLENS_APP_ID"] + "-open-sessions", args.partitions)
+        results["state_amplification"] = live_state / live_bytes
+        lat = sorted(summaries[w] - closed[w] for w in summaries if w in closed)
+        p50, p99 = percentile(lat, 0.50), percentile(lat, 0.99)
+        results["p99_ms"] = p99
+        print(f"5. close->summary at {args.load:.0%} load ({rate:,.0f} events/s live for {args.live_s:.0f} s): "
+              f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {lat[-1] if lat else float('nan'):,.0f} ms "
+              f"(target p99 < {TARGET_LATENCY_MS}); {len(lat):,} of {live_sessions:,} sessions")
+        print(f"             state written under this live traffic: {live_state / live_bytes:.2f}x the input "
+              f"bytes (target <= 2): every batch rewrites the whole buffer of each session it touched")
+    print("RESULT " + " ".join(f"{k}={v:.3g}" if v < 100 else f"{k}={v:.0f}" for k, v in results.items()))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=200_000, help="about this many events (whole sessions)")
+    ap.add_argument("--events", type=int, default=100_000, help="about this many events (whole sessions)")
     ap.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
-    ap.add_argument("--batch", type=int, default=2000, help="baseline getmany max_records (the worker's batch_size default)")
-    ap.add_argument("--grace-ms", type=int, default=GRACE_MS, help="REPLAYLENS_SESSION_GRACE_MS of the worker")
+    ap.add_argument("--batch", type=int, default=10_000, help="getmany max_records of the baseline and the worker")
+    ap.add_argument("--grace-ms", type=int, default=GRACE_MS, help="REPLAYLENS_SESSION_GRACE_MS of the workers")
+    ap.add_argument("--load", type=float, default=0.5, help="live rate as a share of the pipeline's sustained rate")
+    ap.add_argument("--live-s", type=float, default=20, help="seconds of live traffic for the latency phase")
+    ap.add_argument("--join-s", type=float, default=8, help="seconds for the latency worker to join first")
     ap.add_argument("--seed", type=int, default=17)
-    ap.add_argument("--timeout", type=float, default=600, help="give up on a phase after this many seconds")
+    ap.add_argument("--timeout", type=float, default=300, help="give up on a phase after this many seconds")
     args = ap.parse_args()
     asyncio.run(bench(args))
 

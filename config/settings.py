@@ -34,8 +34,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(description='Partitions of every pipeline topic (must match across them)', default=8, ge=1)
     topic_replication: int = Field(description='Replication factor of the topics the pipeline creates', default=1, ge=1)
     data_dir: Path = Field(default=Path("./data"), description='Where local outputs go (embedded runner NDJSON files, Faust data)')
-    batch_size: int = Field(default=2000, ge=1, description="Events taken from Kafka per batch")
-    batch_within_s: float = Field(default=0.2, gt=0, description="Max seconds to wait while filling a batch")
+    batch_size: int = Field(default=10_000, ge=1, description="Most events the worker takes from Kafka per batch (one flush, one commit per batch; a batch holds what has arrived, it never waits to fill up). 10,000 doubled throughput over 2,000 under a backlog (BENCHMARKS.md)")
     tick_interval_s: float = Field(default=1.0, gt=0, description="How often idle sessions are checked")
 
     # Sessionization (event time, milliseconds)
@@ -188,9 +187,6 @@ class Settings(BaseSettings):
     dead_letter_excerpt_bytes: int = Field(
         default=4096, ge=0, description="Bytes of the original message a dead letter quotes (masked); its size "
         "and sha256 identify the whole")
-    producer_compression: Literal["none", "gzip"] = Field(
-        default="none", description="Compression of the records the worker produces (sizes are bounded "
-        "without it; gzip saves network and disk for CPU)")
 
     @model_validator(mode="after")
     def _sizes_fit_records(self) -> "Settings":
@@ -200,6 +196,9 @@ class Settings(BaseSettings):
         if worst > self.max_record_bytes or self.state_piece_max_bytes > self.max_record_bytes:
             raise ValueError(f"session_max_bytes + 5 x max_event_bytes ({worst}) and state_piece_max_bytes "
                              f"must not exceed max_record_bytes ({self.max_record_bytes})")
+        if self.producer_max_request_size < self.max_record_bytes:
+            raise ValueError(f"producer_max_request_size ({self.producer_max_request_size}) must allow "
+                             f"max_record_bytes ({self.max_record_bytes})")
         return self
 
 
@@ -210,6 +209,29 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="0.0.0.0", description="Bind address of the worker's /health and Prometheus /metrics")
     metrics_port: int = Field(default=9464, ge=0, le=65535,
                               description="Port of the worker's /health and Prometheus /metrics (0 = not served)")
+
+    # Worker: roles, batching, outputs, recovery and shutdown (streams/worker.py)
+    worker_roles: str = Field(default="sessionize,summarize", description="What this worker runs, comma-separated: sessionize (events -> closed sessions with comparisons, url deltas, rrweb ingest), summarize (closed sessions -> summaries); both by default")
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, description="Consumer group session timeout: how long the group waits for a silent (killed) worker before giving its partitions to others. Kafka's own default is 45 s; 10 s bounds a restart's wait")
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="Consumer heartbeat interval (a third of the session timeout, Kafka's rule of thumb)")
+    producer_compression: Literal["none", "gzip", "lz4"] = Field(default="lz4", description="Compression of the worker's output batches (closed sessions and state compress about 5x)")
+    producer_linger_ms: int = Field(default=5, ge=0, description="How long the worker's producer waits to fill a batch")
+    producer_max_request_size: int = Field(default=1_048_576, ge=1024, description="Largest record the worker sends (the broker's default message.max.bytes); a larger output is dead-lettered as output-too-large, with an excerpt, its size and digest")
+    summarize_concurrency: int = Field(default=256, ge=1, description="Closed sessions summarized at once per worker; each is awaited on its own, so a slow LLM call holds only its own session")
+    shutdown_timeout_s: float = Field(default=10.0, gt=0, description="On SIGTERM, how long in-flight summaries may finish; the rest are cancelled and left (uncommitted) for the next worker")
+    rekey_hold_timeout_ms: int = Field(default=30_000, gt=0, description="How long a session is held open for its events on their way through the re-key topic (they may have gone to another worker)")
+    retention_interval_s: float = Field(default=3_600.0, gt=0, description="How often old hourly aggregate buckets are pruned")
+
+
+    @property
+    def roles(self) -> set[str]:
+        """worker_roles as a set; an unknown role is a clear error at start."""
+        roles = {r.strip() for r in self.worker_roles.split(",") if r.strip()}
+        unknown = roles - {"sessionize", "summarize"}
+        if unknown or not roles:
+            raise ValueError(f"REPLAYLENS_WORKER_ROLES: unknown role(s) {sorted(unknown)}; "
+                             "use sessionize, summarize or both")
+        return roles
 
     @property
     def state_topic(self) -> str:

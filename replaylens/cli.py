@@ -49,6 +49,7 @@ def _spike(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from replaylens.streams.embedded import EmbeddedPipeline
     from replaylens.report import print_report
+    from replaylens.streams.stage import tune_gc
 
     s = _settings(args)
     if args.input and args.spike:
@@ -58,6 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.fresh and path.exists():
             path.unlink()
     messages, total = _input_messages(args)
+    tune_gc()
     pipeline = EmbeddedPipeline(s, examples=args.examples)
     report = asyncio.run(pipeline.run(messages, total=total, progress=not args.quiet))
     print_report(report, s)
@@ -107,19 +109,22 @@ def cmd_ingest_rrweb(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
-    from replaylens.streams.agents import attach_closed_stage, create_worker_app
-
+    from replaylens.streams.agents import create_worker_app
     from replaylens.streams.stage import tune_gc
     from replaylens.streams.topics import ensure_topics
 
     from replaylens.config.log_safety import install_log_redaction
 
     install_log_redaction()  # before Faust logs anything: no event contents in the worker's log
-    tune_gc()
     s = _settings(args)
+    try:
+        s.roles
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tune_gc()
     asyncio.run(ensure_topics(s))
-    from replaylens.streams.alerting import attach_alerting, chain
-    app, _runtime = create_worker_app(s, chain(attach_closed_stage(s), attach_alerting(s)))
+    app, _ctx = create_worker_app(s)
     worker = faust.Worker(app, loglevel=s.log_level.lower(), quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG: every aiokafka debug record
     # would then be built and handled (it halved throughput, bench/kafka_bench.py).

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from replaylens.config.privacy import DEFAULT_POLICY, MASK, PrivacyPolicy
 
-DeadLetterReason = Literal["invalid-json", "invalid-event", "future-timestamp", "late", "invalid-recording"]
+DeadLetterReason = Literal["invalid-json", "invalid-event", "future-timestamp", "late", "invalid-recording",
+                           "internal-error", "output-too-large"]
 
 DEFAULT_EXCERPT_BYTES = 4096
 # Longest error text and key kept: both can quote the input (a 1 MB key is a valid Kafka key).

@@ -41,7 +41,7 @@ from replaylens.alerts.observations import Observation, ObservationExtractor
 from replaylens.config.alert_rules import AlertRules
 from replaylens.config.settings import Settings
 from replaylens.sinks.links import LinkSettings
-from replaylens.streams.app import expected_partition, read_state_partition
+from replaylens.streams.worker import expected_partition, read_compacted
 
 log = logging.getLogger("replaylens.alerts")
 
@@ -294,7 +294,8 @@ class AlertService:
         """Resume the alert state of newly assigned partitions before counting their observations."""
         async with self.lock:
             for p in partitions:
-                states = await read_state_partition(self.s.kafka_bootstrap, self.s.alert_state_topic, p)
+                records = (await read_compacted(self.s.kafka_bootstrap, self.s.alert_state_topic, [p]))[p]
+                states = {key.decode(): value for key, value in records.items()}
                 for data in states.values():
                     self.engine.import_state(data)
                 if states:
@@ -387,13 +388,13 @@ def attach_alerting(s: Settings) -> Callable[[Any, Any], None]:
     """Faust hook: start the alert service with the worker (after the closed-session stage, whose
     aggregates store gives the baselines), stop it before shutdown."""
 
-    def attach(app: Any, runtime: Any) -> None:
+    def attach(app: Any, ctx: Any) -> None:
         if not s.rules.enabled:
             return
-        store = getattr(getattr(runtime, "closed_stage", None), "store", None)
+        store = ctx.core.store  # None in a summarize-only worker: the engine's own history then
         delivery = AlertDelivery(s.alert_webhooks, webhook_sender(s)) if s.alert_webhooks else None
         service = AlertService(s, store, delivery)
-        runtime.alerts = service
+        ctx.alerts = service
 
         @app.task
         async def start_alerts() -> None:
@@ -402,17 +403,6 @@ def attach_alerting(s: Settings) -> Callable[[Any, Any], None]:
         @app.on_before_shutdown.connect
         async def stop_alerts(app_: Any, **kwargs: Any) -> None:
             await service.stop()
-
-    return attach
-
-
-def chain(*attaches: Optional[Callable[[Any, Any], None]]) -> Callable[[Any, Any], None]:
-    """Several worker hooks as one, run in order."""
-
-    def attach(app: Any, runtime: Any) -> None:
-        for hook in attaches:
-            if hook is not None:
-                hook(app, runtime)
 
     return attach
 

@@ -1,8 +1,8 @@
 """The embedded runner: the whole pipeline in one process, no Kafka.
 
-Same core as the Faust worker (SessionStage, ClosedSessionStage); the transport is an iterator
-of raw messages in and files out: the DuckDB file, summaries as NDJSON, closed sessions and
-dead letters as NDJSON beside them.
+The core comes from `streams/wiring.build_core`, as the Kafka worker's does; the transport is an
+iterator of raw messages in and files out: the DuckDB file, summaries as NDJSON, closed sessions
+(with their comparisons) and dead letters as NDJSON beside them.
 """
 from __future__ import annotations
 
@@ -15,18 +15,16 @@ from typing import Any, Iterable, Optional, Union
 import orjson
 from tqdm import tqdm
 
-from replaylens.aggregates.store import AggregateStore
-from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.config.settings import Settings
-from replaylens.sinks.builtin import BuiltinSummarizer
-from replaylens.sinks.closed_stage import ClosedSessionStage
 from replaylens.sinks.ndjson import NdjsonSummaryWriter
-from replaylens.sinks.profiles_store import ProfileStore
-from replaylens.sinks.summarize import build_sink
 from replaylens.streams.alerting import EmbeddedAlerts
-from replaylens.streams.stage import Origin, SessionStage, now_ms, tune_gc
+from replaylens.streams.stage import Flush, Origin, now_ms
+from replaylens.streams.wiring import build_core
 
-CLOSE_EVERY = 5_000  # events between checks for closable sessions
+# Events between flushes (closing what can close, summarizing it): often enough to keep memory
+# bounded by open sessions, rarely enough that a flush's fixed costs (one DuckDB read and one
+# write per flush) stay a small share of the per-event time.
+CLOSE_EVERY = 5_000
 
 
 @dataclass
@@ -70,21 +68,13 @@ class _Lines:
 class EmbeddedPipeline:
     def __init__(self, settings: Settings, examples: int = 3) -> None:
         self.settings = settings
-        tune_gc()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.stage = SessionStage.from_settings(settings)
-        self.store = AggregateStore(settings.duckdb_path, settings.aggregate_window_days,
-                                    settings.aggregate_retention_days)
-        builtin = BuiltinSummarizer.from_settings(settings)
-        profiles = ProfileStore(settings.profiles_dir).streaming()
-        self.sink = build_sink(settings, profiles, builtin)
-        self.closed_stage = ClosedSessionStage(self.store, UrlNormalizer.from_settings(settings),
-                                               self.sink, settings.comparison_min_sessions, settings.baselines_exclude_automated)
+        self.core = build_core(settings)
         self.summaries = NdjsonSummaryWriter(settings.summaries_path)
         self.closed_file = _Lines(settings.data_dir / "closed-sessions.ndjson")
         self.dead_file = _Lines(settings.data_dir / "dead-letters.ndjson")
         self.report = EmbeddedReport()
-        self.alerts = EmbeddedAlerts(settings, self.store) if settings.rules.enabled else None  # issue 14
+        self.alerts = EmbeddedAlerts(settings, self.core.store) if settings.rules.enabled else None  # issue 14
         self.want_examples = examples
 
     async def run(self, messages: Iterable[Union[bytes, str]], total: Optional[int] = None,
@@ -93,7 +83,7 @@ class EmbeddedPipeline:
         bar = tqdm(total=total, unit="ev", unit_scale=True, disable=not progress, desc="events")
         wall = now_ms()
         origin = Origin(topic="embedded", partition=0)
-        process = self.stage.process
+        process = self.core.stage.process
         n = 0
         try:
             for raw in messages:
@@ -104,34 +94,34 @@ class EmbeddedPipeline:
                 n += 1
                 if n % CLOSE_EVERY == 0:
                     wall = now_ms()
-                    await self._emit(self.stage.close_ready([0]), wall)
+                    await self._write(await self.core.flush([0], wall, wall, with_state=False))
                     bar.update(CLOSE_EVERY)
-            await self._emit(self.stage.close_all(), now_ms())
+            await self._write(await self.core.flush([0], None, now_ms(), close_all=True, with_state=False))
             bar.update(n % CLOSE_EVERY)
         finally:
             bar.close()
-            self._close()
-            await self.sink.aclose()
+            self._close_files()
+            await self.core.aclose()
         self.report.events = n
         self.report.seconds = time.perf_counter() - started
-        self.report.counters = self.stage.counters.as_dict()
+        self.report.counters = self.core.counters.as_dict()
         return self.report
 
-    async def _emit(self, closed: list[dict[str, Any]], wall: int) -> None:
-        dead = self.stage.out.dead_letters
-        if dead:
-            self.report.dead_letters.update(d["reason"] for d in dead)
-            self.dead_file.write(dead)
-            dead.clear()
-        if not closed:
+    async def _write(self, out: Flush) -> None:
+        """A flush, written the embedded way: files and the DuckDB file (state stays in memory,
+        re-keys cannot happen: one partition)."""
+        if out.dead_letters:
+            self.report.dead_letters.update(d["reason"] for d in out.dead_letters)
+            self.dead_file.write(out.dead_letters)
+        if not out.closed:
             return
-        result = await self.closed_stage.handle(closed, wall)
-        self.store.apply(result.deltas)
-        self.closed_file.write(closed)
-        self.summaries.write(result.summaries)
-        self._tally(result.summaries)
+        self.core.store.apply(out.deltas)
+        self.closed_file.write(out.closed)
+        summaries = await self.core.summarize_all(out.closed)
+        self.summaries.write(summaries)
+        self._tally(summaries)
         if self.alerts is not None:
-            self.alerts.feed_closed(closed, result.summaries)
+            self.alerts.feed_closed(out.closed, summaries)
 
     def _tally(self, summaries: list[Any]) -> None:
         r = self.report
@@ -143,7 +133,7 @@ class EmbeddedPipeline:
             if len(r.examples) < self.want_examples and len(s.potential_issues) >= 2:
                 r.examples.append(s.model_dump(mode="json"))
 
-    def _close(self) -> None:
+    def _close_files(self) -> None:
         self.summaries.close()
         self.closed_file.close()
         if self.alerts is not None:
@@ -155,4 +145,3 @@ class EmbeddedPipeline:
             "duckdb": str(self.settings.duckdb_path), "summaries": str(self.settings.summaries_path),
             "closed_sessions": str(self.closed_file.path), "dead_letters": str(self.dead_file.path),
         }
-        self.store.close()

@@ -1,7 +1,7 @@
-"""The Faust worker's figures for /health and /metrics (streams/health.py), from its runtime.
+"""The Kafka worker's figures for /health and /metrics (streams/health.py), from its context.
 
-A thin adapter: it reads what the runtime, the stage, the summarizer and Faust's consumer already
-know. Consumer lag is the partition's high watermark minus the offset Faust committed.
+A thin adapter: it reads what the core, the loops and their consumers already know. Consumer
+lag is the partition's high watermark minus the next offset the loop commits.
 """
 from __future__ import annotations
 
@@ -14,36 +14,28 @@ log = logging.getLogger("replaylens.streams")
 
 
 class WorkerFiguresSource:
-    def __init__(self, app: Any, runtime: Any, metrics: WorkerMetrics) -> None:
-        self.app, self.runtime, self.metrics = app, runtime, metrics
-        self.settings = runtime.settings
+    """Figures of one worker (its typed WorkerContext: the core and the loops it runs)."""
+
+    def __init__(self, app: Any, ctx: Any, metrics: WorkerMetrics) -> None:
+        self.app, self.ctx, self.metrics = app, ctx, metrics
+        self.settings = ctx.settings
 
     def assigned(self) -> list[int]:
-        try:
-            tps = self.app.assignor.assigned_actives()
-        except Exception:  # noqa: BLE001 - not assigned yet
-            return []
-        return sorted(tp.partition for tp in tps if tp.topic == self.settings.topic_events)
+        return self.ctx.sessionize.assigned() if self.ctx.sessionize is not None else []
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
-        consumer = getattr(self.app, "_consumer", None)
-        if consumer is None:
-            return {}
-        try:
-            assignment: Iterable[Any] = consumer.assignment()
-            committed = consumer._committed_offset  # Faust's own record of what it committed
-        except Exception:  # noqa: BLE001 - the consumer is (re)starting
-            return {}
+        """Per partition: the high watermark minus the next offset the loop will commit."""
         lag = {}
-        for tp in assignment:
-            try:
-                high = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001
+        for loop in (self.ctx.sessionize, self.ctx.summarize):
+            if loop is None:
                 continue
-            if high is None:
-                continue
-            done = committed.get(tp) or 0
-            lag[(tp.topic, tp.partition)] = max(0, high - done)
+            for tp, position in list(loop.positions.items()):
+                try:
+                    high = loop.consumer.highwater(tp)
+                except Exception:  # noqa: BLE001 - the partition was revoked meanwhile
+                    continue
+                if high is not None:
+                    lag[(tp.topic, tp.partition)] = max(0, high - position)
         return lag
 
     def problems(self) -> list[str]:
@@ -58,29 +50,27 @@ class WorkerFiguresSource:
         return out
 
     def figures(self) -> Figures:
-        stage = self.runtime.stage
-        closed_stage = getattr(self.runtime, "closed_stage", None)
-        llm = closed_stage.sink.llm if closed_stage is not None else None
-        materializer = getattr(self.runtime, "materializer", None)
+        core = self.ctx.core
+        stage, llm, materializer = core.stage, core.sink.llm, self.ctx.materializer
         return Figures(
             app_id=self.settings.app_id, assigned_partitions=self.assigned(),
-            counters=stage.counters.as_dict(), open_sessions=stage.open_sessions(),
+            counters=core.counters.as_dict(), open_sessions=stage.open_sessions(),
             buffered_events=stage.buffered_events(), consumer_lag=self.consumer_lag(),
             batch_seconds=self.metrics.batch_seconds,
-            dead_letters=dict(getattr(stage, "dead_letters_by_reason", {})),
+            dead_letters=dict(stage.dead_letters_by_reason),
             llm_calls=llm.stats.calls if llm else 0, llm_answers=llm.stats.answers if llm else 0,
             llm_fallbacks=dict(llm.stats.fallbacks) if llm else {},
             url_deltas_applied=materializer.applied if materializer else None,
-            wall_clock_paused=getattr(stage, "wall_clock_paused", False),
+            wall_clock_paused=stage.wall_clock_paused or bool(self.ctx.sessionize and self.ctx.sessionize.reading_stale()),
             problems=self.problems())
 
 
-async def start_health_server(app: Any, runtime: Any, metrics: WorkerMetrics) -> HealthServer | None:
+async def start_health_server(app: Any, ctx: Any, metrics: WorkerMetrics) -> HealthServer | None:
     """Serve /health and /metrics if a port is set; a port in use is logged, never fatal."""
-    s = runtime.settings
+    s = ctx.settings
     if not s.metrics_port:
         return None
-    server = HealthServer(WorkerFiguresSource(app, runtime, metrics), s.metrics_host, s.metrics_port)
+    server = HealthServer(WorkerFiguresSource(app, ctx, metrics), s.metrics_host, s.metrics_port)
     try:
         port = await server.start()
     except OSError as exc:

@@ -22,6 +22,21 @@ from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipe
 pytestmark = pytest.mark.kafka
 
 
+async def both_assigned(tmp_path, alive, timeout_s: float = 60) -> None:
+    """Wait until each worker's status shows sessionizing partitions of its own."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive()
+        try:
+            parts = [orjson.loads((tmp_path / n / "status.json").read_bytes())["assigned_partitions"]
+                     for n in ("a", "b")]
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            parts = [[], []]
+        if all(parts) and not set(parts[0]) & set(parts[1]):
+            return
+        await asyncio.sleep(0.2)
+
+
 async def test_two_workers_summaries_on_topic_and_aggregates_agree(kafka_bootstrap, tmp_path):
     events = simulated(160, seed=9)
     expected = by_session(events)
@@ -39,7 +54,7 @@ async def test_two_workers_summaries_on_topic_and_aggregates_agree(kafka_bootstr
             w.assert_alive()
 
     try:
-        await asyncio.sleep(8)  # let both join the group, so partitions are shared
+        await both_assigned(tmp_path, alive)  # partitions shared before anything is produced
         await produce(kafka_bootstrap, topic(base, "events"),
                       [(e["session_id"].encode(), orjson.dumps(e)) for e in events])
         async with TopicReader(kafka_bootstrap, topic(base, "summaries")) as summaries:

@@ -20,7 +20,7 @@ def test_shipped_profiles_load_and_give_schema_valid_summaries():
     stage = SessionStage.from_settings(Settings())
     for ev in simulate(20, seed=1):
         stage.process(0, json.dumps(ev), Origin(), 4_000_000_000_000)
-    sessions = stage.close_all()
+    sessions = stage.flush(list(stage.partitions), close_all=True).closed
     summarizer = BuiltinSummarizer("{replay_base_url}/s/{session_id}?t={timestamp_ms}", "http://r")
     for session in sessions:
         summary = summarizer.summarize(session, support, generated_at=1)

@@ -70,8 +70,8 @@ def test_a_200k_event_session_of_300_byte_bodies_goes_through_in_linked_parts_un
     for i in range(n):
         stage.process(0, template % (i, NOW - 12 * 3_600_000 + i * 200), origin, NOW)  # 11 h of clicks
         if i % 20_000 == 0:
-            closed += stage.close_ready([0])
-    closed += stage.close_all()
+            closed += stage.flush([0], NOW).closed
+    closed += stage.flush([0], close_all=True).closed
     sizes = [len(orjson.dumps(c)) for c in closed]
     assert sum(c["event_count"] for c in closed) == n and stage.counters.accepted == n
     assert max(sizes) <= S.max_record_bytes
@@ -89,7 +89,7 @@ def test_a_one_megabyte_event_goes_through_capped_and_its_session_fits():
                         "name": "Blob", "properties": {"title": "z" * 1_000_000}})
     stage.process(0, _event("s", 1, NOW - 2000), Origin(), NOW)
     stage.process(0, big, Origin(), NOW)
-    [session] = stage.close_all()
+    [session] = stage.flush([0], close_all=True).closed
     assert session["event_count"] == 2 and len(orjson.dumps(session)) <= S.max_record_bytes
     huge = next(e for e in session["events"] if e["event_id"] == "huge")
     assert huge["_truncated"]["original_bytes"] == len(big)
@@ -235,7 +235,7 @@ def test_a_dead_letter_of_a_huge_message_is_bounded_masked_and_identifies_the_or
     raw = b'{"session_id":"s","type":"input-change","value":"4111 1111 1111 1111","note":"' + \
           b"jane@example.com " * 200_000 + b'"'  # not JSON: unterminated, 3.4 MB
     stage.process(0, raw, Origin("events", 3, 42, b"k" * 2_000_000), NOW)
-    [letter] = stage.out.dead_letters
+    [letter] = stage.flush([3]).dead_letters
     encoded = orjson.dumps(letter)
     assert len(encoded) < 64 * 1024
     DeadLetter.model_validate(letter)

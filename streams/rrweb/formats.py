@@ -192,7 +192,8 @@ def _is_paired(items: list) -> bool:
 
 
 def _is_pagespy(items: list) -> bool:
-    return bool(items) and all(isinstance(i, dict) and i.get("type") in _PAGESPY_TYPES for i in items[:20])
+    return bool(items) and all(isinstance(i, dict) and isinstance(i.get("type"), str)
+                               and i["type"] in _PAGESPY_TYPES for i in items[:20])
 
 
 def _clean(events: list, skipped: Counter) -> list[dict]:

@@ -1,0 +1,540 @@
+"""The Kafka worker's hot loops: our own aiokafka consumers inside the Faust app.
+
+Faust keeps the app, its timers, the rrweb agent and the lifecycle (`streams/agents.py`); the two
+loops here own their consumers and offsets, because Faust's per-message stream path was the
+largest share of the worker's CPU (BENCHMARKS.md):
+
+- `SessionizeLoop` (role `sessionize`) reads the events and re-key topics with `getmany`, runs
+  every message through the stage (never raising: a message that fails becomes a dead letter),
+  flushes once per batch, writes the flush (dead letters, re-keys, closed sessions with their
+  comparisons, url deltas, then state), and commits the batch's offsets only after the broker
+  acknowledged all of it. A crash in between re-delivers the batch: at-least-once, with equal
+  window ids and idempotency keys for what is written twice.
+- `SummarizeLoop` (role `summarize`) reads closed sessions, summarizes each on its own with
+  bounded concurrency, publishes each session's summaries as soon as they are ready and commits a
+  partition only up to its lowest unfinished session.
+
+Any output the broker refuses for its size is dead-lettered (`output-too-large`: an excerpt, the
+size and a digest) and the loop goes on: no input can make the worker exit or crash-loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError,
+                             RecordListTooLargeError, RecordTooLargeError)
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.partitioner import murmur2
+
+from replaylens.config.privacy import DEFAULT_POLICY
+from replaylens.config.settings import Settings
+from replaylens.schemas.dead_letter import original_fields
+from replaylens.sinks.llm_summarizer import SummarizerClosed
+from replaylens.streams.sessionizer import assemble_states
+from replaylens.streams.stage import Flush, Origin, dead_letter, now_ms
+from replaylens.streams.wiring import Core
+
+log = logging.getLogger("replaylens.streams")
+
+# Reading counts as healthy while a fetch response (even an empty one) came back this recently.
+# The consumer long-polls every fetch_max_wait (0.5 s by default), so 5 s means several polls
+# were missed: the broker is away, and event time must not move on the wall clock meanwhile.
+READ_STALE_MS = 5_000
+# A refused output's dead letter quotes at most this much of it (the rest is size + digest).
+EXCERPT_BYTES = 4_096
+# The summarize loop commits finished sessions at most this often: a commit is a broker round
+# trip, and committing after every session made the loop wait on them (151 sessions/s).
+SUMMARIZE_COMMIT_INTERVAL_S = 1.0
+# How long one poll of the state topic waits for records while resuming partitions.
+STATE_READ_POLL_MS = 500
+# After a retriable output failure (broker away), wait this long before writing the flush again.
+RETRY_BACKOFF_S = 1.0
+# Per-partition batch of the worker's producer. aiokafka's default (16 KiB) holds one or two closed
+# sessions or a few summaries: every send then waited for a batch to drain (py-spy: asyncio.wait
+# in MessageBatch.wait_drain). 256 KiB batches many records per request.
+PRODUCER_BATCH_BYTES = 256 * 1024
+# Session ids whose partition is remembered: murmur2 runs in Python (~1 µs); open sessions repeat.
+EXPECTED_PARTITION_CACHE = 65_536
+# Errors that retrying the same record can never fix: the record is too large for the topic.
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+
+@lru_cache(maxsize=EXPECTED_PARTITION_CACHE)
+def expected_partition(session_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives this key."""
+    return (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+class ReadClock:
+    """Wall-clock time that passes only while reading from the broker is healthy.
+
+    The sessionizer lets quiet partitions' event time move on this clock. During a broker outage
+    it stands still, so events sent on time during the outage are not late when they arrive."""
+
+    def __init__(self, stale_after_ms: int = READ_STALE_MS) -> None:
+        self.stale_after_ms = stale_after_ms
+        self.value: Optional[int] = None
+        self._last_wall: Optional[int] = None
+
+    def tick(self, wall_ms: int, last_read_ms: Optional[int]) -> int:
+        if self.value is None or self._last_wall is None:
+            self.value = wall_ms
+        elif last_read_ms is not None and wall_ms - last_read_ms <= self.stale_after_ms:
+            self.value += max(0, wall_ms - self._last_wall)
+        self._last_wall = wall_ms
+        return self.value
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def build_producer(s: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=s.producer_linger_ms,
+        max_batch_size=min(PRODUCER_BATCH_BYTES, s.producer_max_request_size),
+        compression_type=None if s.producer_compression == "none" else s.producer_compression,
+        max_request_size=s.producer_max_request_size)
+
+
+def too_large_dead_letter(topic: str, key: Optional[bytes], value: bytes, exc: BaseException,
+                          session_id: Optional[str]) -> dict[str, Any]:
+    return {
+        "reason": "output-too-large",
+        "error": f"{type(exc).__name__}: a {len(value):,}-byte record for {topic} was refused",
+        "topic": topic, "partition": None, "offset": None,
+        "key": key.decode("utf-8", "replace") if key else None, "session_id": session_id,
+        "received_at": now_ms(), **original_fields(value, DEFAULT_POLICY, EXCERPT_BYTES),
+    }
+
+
+@dataclass
+class Record:
+    topic: str
+    key: Optional[bytes]
+    value: Optional[bytes]
+    partition: Optional[int] = None
+
+
+class Outputs:
+    """Sends records and waits for the broker's acknowledgement of all of them. A record the
+    broker refuses for its size is replaced by a bounded dead letter; other failures raise
+    (the caller writes the whole flush again: at-least-once)."""
+
+    def __init__(self, producer: AIOKafkaProducer, dead_letter_topic: str, counters: Any) -> None:
+        self.producer = producer
+        self.dead_letter_topic = dead_letter_topic
+        self.counters = counters
+
+    async def send_all(self, records: list[Record]) -> None:
+        pending: list[tuple[Record, asyncio.Future]] = []
+        refused: list[tuple[Record, BaseException]] = []
+        for r in records:
+            try:
+                fut = await self.producer.send(r.topic, value=r.value, key=r.key, partition=r.partition)
+            except TOO_LARGE as exc:
+                refused.append((r, exc))
+                continue
+            pending.append((r, fut))
+        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        for (r, _), result in zip(pending, results):
+            if isinstance(result, TOO_LARGE):
+                refused.append((r, result))
+            elif isinstance(result, BaseException):
+                raise result
+        if refused:
+            await self._dead_letter(refused)
+
+    async def _dead_letter(self, refused: list[tuple[Record, BaseException]]) -> None:
+        futs = []
+        for r, exc in refused:
+            self.counters.outputs_too_large += 1
+            sid = r.key.decode("utf-8", "replace") if r.key else None
+            log.warning("output of %s bytes to %s refused (%s): dead-lettered", len(r.value or b""),
+                        r.topic, type(exc).__name__)
+            dl = too_large_dead_letter(r.topic, r.key, r.value or b"", exc, sid)
+            futs.append(await self.producer.send(self.dead_letter_topic, key=r.key, value=orjson.dumps(dl)))
+        await asyncio.gather(*futs)
+
+
+def flush_records(s: Settings, out: Flush) -> list[Record]:
+    """A flush as records, in the order they must be acknowledged before the state changes."""
+    records = [Record(s.topic_dead_letter, (d.get("session_id") or "").encode() or None, orjson.dumps(d))
+               for d in out.dead_letters]
+    records += [Record(s.topic_rekeyed, sid.encode(), text.encode()) for sid, text in out.rekeyed]
+    records += [Record(s.topic_closed_sessions, c["session_id"].encode(), orjson.dumps(c)) for c in out.closed]
+    records += [Record(s.topic_url_deltas, d.url.encode(), orjson.dumps(d.to_dict())) for d in out.deltas]
+    records += [Record(s.state_topic, key, value, p) for p, key, value in out.state]
+    return records
+
+
+async def write_until_acked(outputs: Outputs, records: list[Record], stopping: Callable[[], bool]) -> bool:
+    """Write until the broker acknowledged everything (retrying what can be retried). False when
+    the worker is stopping first: then nothing is committed and the input is read again."""
+    while True:
+        try:
+            await outputs.send_all(records)
+            return True
+        except KafkaError as exc:
+            log.warning("writing outputs failed (%s); retrying in %s s", type(exc).__name__, RETRY_BACKOFF_S)
+            if stopping():
+                return False
+            await asyncio.sleep(RETRY_BACKOFF_S)
+
+
+async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commit; a commit lost to a rebalance only means the batch is read again (at-least-once)."""
+    if not offsets:
+        return
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        log.warning("commit of %s partitions failed (%s); they will be read again", len(offsets),
+                    type(exc).__name__)
+
+
+def consumer_for(s: Settings, group: str, max_records: int) -> AIOKafkaConsumer:
+    """A group consumer whose offsets we commit ourselves; the caller subscribes it (with its
+    rebalance listener) after start. The range assignor keeps topics co-partitioned: partition p
+    of the events topic and of the re-key topic always go to the same worker (aiokafka's default,
+    round-robin, would split them as soon as the partitions do not divide evenly)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=s.kafka_bootstrap, group_id=group, enable_auto_commit=False,
+        partition_assignment_strategy=(RangePartitionAssignor,),
+        auto_offset_reset="earliest", session_timeout_ms=s.kafka_session_timeout_ms,
+        heartbeat_interval_ms=s.kafka_heartbeat_interval_ms, max_poll_records=max_records)
+
+
+# -- state topic -----------------------------------------------------------------------------------
+async def read_compacted(bootstrap: str, topic: str, partitions: list[int]) -> dict[int, dict[bytes, Any]]:
+    """The latest decoded value per key in these partitions of a compacted topic, each read to
+    the end offset it had when we started (one consumer for all: a restart pays its start-up once).
+    A tombstone removes its key."""
+    tps = [TopicPartition(topic, p) for p in partitions]
+    latest: dict[int, dict[bytes, Any]] = {p: {} for p in partitions}
+    if not tps:
+        return latest
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        todo = {tp for tp in tps if ends[tp] > 0}
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=STATE_READ_POLL_MS)
+            for tp, records in batch.items():
+                part = latest[tp.partition]
+                for rec in records:
+                    if rec.value is None:
+                        part.pop(rec.key, None)
+                    else:
+                        part[rec.key] = orjson.loads(rec.value)
+            todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def read_state_partitions(bootstrap: str, topic: str, partitions: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+    """The open state per session id in these partitions of the state topic (heads and pieces
+    assembled: streams/sessionizer.py `assemble_states`)."""
+    records = await read_compacted(bootstrap, topic, partitions)
+    return {p: assemble_states(part) for p, part in records.items()}
+
+
+# -- sessionize ------------------------------------------------------------------------------------
+class RekeyHold:
+    """Session ids with events sent through the re-key topic that have not come back yet: their
+    sessions must not close before those events arrive (a burst of event time could otherwise
+    close them first and make the re-keyed events late)."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        self.in_flight: dict[str, list[int]] = {}  # sid -> [count, last wall ms]
+
+    def forwarded(self, session_id: str, wall_ms: int) -> None:
+        entry = self.in_flight.setdefault(session_id, [0, wall_ms])
+        entry[0] += 1
+        entry[1] = wall_ms
+
+    def returned(self, session_id: str) -> None:
+        entry = self.in_flight.get(session_id)
+        if entry is not None:
+            entry[0] -= 1
+            if entry[0] <= 0:
+                del self.in_flight[session_id]
+
+    def holding(self, wall_ms: int) -> dict[str, list[int]]:
+        """In-flight ids, forgetting ones whose events went to another worker's partition."""
+        expired = [sid for sid, (_n, at) in self.in_flight.items() if wall_ms - at > self.timeout_ms]
+        for sid in expired:
+            del self.in_flight[sid]
+        return self.in_flight
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, loop: "SessionizeLoop") -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.loop.lock:  # the batch in progress finishes and commits first
+            self.loop.forget({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        async with self.loop.lock:
+            await self.loop.load({tp.partition for tp in assigned})
+
+
+class SessionizeLoop:
+    def __init__(self, core: Core, producer: AIOKafkaProducer) -> None:
+        s = core.settings
+        self.core, self.settings = core, s
+        self.outputs = Outputs(producer, s.topic_dead_letter, core.counters)
+        self.consumer = consumer_for(s, f"{s.app_id}-sessionize", max_records=s.batch_size)
+        self.lock = asyncio.Lock()
+        self.loaded: set[int] = set()
+        self.hold = RekeyHold(s.rekey_hold_timeout_ms)
+        self.clock = ReadClock()
+        self.batches = 0
+        self.last_batch_ms = 0.0
+        self.positions: dict[TopicPartition, int] = {}  # next offset to commit (for /metrics lag)
+        self.on_batch: Optional[Callable[[float], None]] = None  # seconds per batch (for /metrics)
+        self._stopping = False
+
+    # -- partitions -----------------------------------------------------------------------
+    async def load(self, partitions: set[int]) -> None:
+        """Resume newly assigned partitions' open sessions from the state topic, before any of
+        their events are processed."""
+        new = sorted(partitions - self.loaded)
+        if not new:
+            return
+        started = time.monotonic()
+        states = await read_state_partitions(self.settings.kafka_bootstrap, self.settings.state_topic, new)
+        for p, part in states.items():
+            sz = self.core.stage.sessionizer(p)
+            for sid, state in part.items():
+                sz.import_key(sid, state)
+            sz.dirty.clear()
+            self.loaded.add(p)
+        log.info("partitions %s: resumed %s open session ids in %.2f s", new,
+                 sum(len(x) for x in states.values()), time.monotonic() - started)
+
+    def forget(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self.loaded.discard(p)
+            self.core.stage.partitions.pop(p, None)
+        self.positions = {tp: n for tp, n in self.positions.items() if tp.partition not in partitions}
+
+    def assigned(self) -> list[int]:
+        return sorted(self.loaded)
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.consumer.start()
+        self.consumer.subscribe([self.settings.topic_events, self.settings.topic_rekeyed],
+                                listener=_Rebalance(self))
+        tick_ms = int(self.settings.tick_interval_s * 1000)
+        while not self._stopping:
+            batches = await self.consumer.getmany(timeout_ms=tick_ms, max_records=self.settings.batch_size)
+            if self._stopping:
+                break  # not processed, not committed: read again by the next owner
+            async with self.lock:
+                await self.process(batches)
+
+    async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        s, stage, hold = self.settings, self.core.stage, self.hold
+        wall = now_ms()
+        clock = self.clock.tick(wall, self._last_read_ms())
+        events_topic, partitions = s.topic_events, s.topic_partitions
+        offsets: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
+            p = tp.partition
+            if p not in self.loaded:  # revoked meanwhile: the next owner reads these again
+                continue
+            from_events = tp.topic == events_topic
+            for rec in records:
+                key = rec.key
+                origin = Origin(rec.topic, p, rec.offset, key)
+                if from_events:
+                    def keyed_right(sid: str, key: Optional[bytes] = key) -> bool:
+                        if key is not None and key == sid.encode() and expected_partition(sid, partitions) == p:
+                            return True
+                        hold.forwarded(sid, wall)
+                        return False
+                    stage.process(p, rec.value, origin, wall, clock, keyed_right=keyed_right)
+                else:
+                    ev = stage.process(p, rec.value, origin, wall, clock, rekeyed=True)
+                    if ev is not None:
+                        hold.returned(ev.session_id)
+            if records:
+                offsets[tp] = records[-1].offset + 1
+        out = await self.core.flush(self.loaded, clock, wall, hold=hold.holding(wall))
+        if out or offsets:
+            if out and not await write_until_acked(self.outputs, flush_records(s, out), lambda: self._stopping):
+                return
+            await commit(self.consumer, offsets)
+            self.positions.update(offsets)
+        self.batches += 1
+        seconds = time.perf_counter() - started
+        self.last_batch_ms = seconds * 1000
+        if self.on_batch is not None:
+            self.on_batch(seconds)
+
+    def reading_stale(self) -> bool:
+        """No fetch response for READ_STALE_MS: event time stands still on the wall clock."""
+        last = self._last_read_ms()
+        return last is not None and now_ms() - last > READ_STALE_MS
+
+    def _last_read_ms(self) -> Optional[int]:
+        polls = [self.consumer.last_poll_timestamp(tp) for tp in self.consumer.assignment()]
+        polls = [t for t in polls if t]
+        return max(polls) if polls else None
+
+    async def stop(self) -> None:
+        self._stopping = True
+        async with self.lock:  # the batch in progress finishes (writes acked, offsets committed)
+            pass
+        await self.consumer.stop()
+
+
+# -- summarize -------------------------------------------------------------------------------------
+@dataclass
+class _Pending:
+    offset: int
+    done: bool = False
+
+
+@dataclass
+class _PartitionProgress:
+    """Offsets of one partition in read order; committable up to the first unfinished one."""
+
+    pending: deque = field(default_factory=deque)
+
+    def committable(self) -> Optional[int]:
+        last = None
+        while self.pending and self.pending[0].done:
+            last = self.pending.popleft().offset
+        return None if last is None else last + 1
+
+
+class SummarizeLoop:
+    def __init__(self, core: Core, producer: AIOKafkaProducer) -> None:
+        s = core.settings
+        self.core, self.settings = core, s
+        self.outputs = Outputs(producer, s.topic_dead_letter, core.counters)
+        self.consumer = consumer_for(s, f"{s.app_id}-summarize", max_records=s.summarize_concurrency)
+        self.progress: dict[TopicPartition, _PartitionProgress] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self._slot_freed = asyncio.Event()  # (an Event, not asyncio.wait over all tasks: O(1) per session)
+        self.summarized = 0
+        self.positions: dict[TopicPartition, int] = {}  # next offset to commit (for /metrics lag)
+        self._stopping = False
+
+    async def run(self) -> None:
+        await self.consumer.start()
+        self.consumer.subscribe([self.settings.topic_closed_sessions], listener=_SummarizeRebalance(self))
+        tick_ms = int(self.settings.tick_interval_s * 1000)
+        last_commit = time.monotonic()
+        while not self._stopping:
+            free = self.settings.summarize_concurrency - len(self.tasks)
+            if free <= 0:  # every slot busy: read on when one frees (slow sessions hold only theirs)
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            batches = await self.consumer.getmany(timeout_ms=tick_ms, max_records=free)
+            if self._stopping:
+                break
+            for tp, records in batches.items():
+                progress = self.progress.setdefault(tp, _PartitionProgress())
+                for rec in records:
+                    item = _Pending(rec.offset)
+                    progress.pending.append(item)
+                    task = asyncio.create_task(self._one(rec, item))
+                    self.tasks.add(task)
+                    task.add_done_callback(self._finished)
+            if time.monotonic() - last_commit >= SUMMARIZE_COMMIT_INTERVAL_S:
+                await self.commit_done()
+                last_commit = time.monotonic()
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        self._slot_freed.set()
+
+    async def _one(self, rec: Any, item: _Pending) -> None:
+        """Summarize one closed session and publish its summaries; marks it done when acked."""
+        try:
+            session = orjson.loads(rec.value)
+            summaries = await self.core.summarize(session)
+            records = [Record(self.settings.topic_summaries, x.session_id.encode(), x.model_dump_json().encode())
+                       for x in summaries]
+        except SummarizerClosed:
+            return  # shutting down: not done, not committed; the next worker summarizes it
+        except Exception as exc:  # noqa: BLE001 - per-session isolation: counted and dead-lettered
+            self.core.counters.internal_errors += 1
+            log.warning("internal error summarizing %s[%s]@%s: %s (dead-lettered)", rec.topic,
+                        rec.partition, rec.offset, type(exc).__name__)
+            origin = Origin(rec.topic, rec.partition, rec.offset, rec.key)
+            dl = dead_letter(rec.value or b"", "internal-error", f"{type(exc).__name__} while summarizing",
+                             origin, None, now_ms())
+            records = [Record(self.settings.topic_dead_letter, rec.key, orjson.dumps(dl))]
+        if await write_until_acked(self.outputs, records, lambda: self._stopping):
+            self.summarized += 1
+            item.done = True
+
+    async def commit_done(self) -> None:
+        offsets = {}
+        for tp, progress in self.progress.items():
+            upto = progress.committable()
+            if upto is not None:
+                offsets[tp] = upto
+        await commit(self.consumer, offsets)
+        self.positions.update(offsets)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Stop reading; give in-flight summaries `timeout_s`, cancel the rest (left uncommitted
+        for the next worker), commit what finished."""
+        self._stopping = True
+        if self.tasks:
+            _done, still = await asyncio.wait(set(self.tasks), timeout=timeout_s)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.gather(*still, return_exceptions=True)
+                log.warning("shutdown: %s summaries cancelled, left for the next worker", len(still))
+        await self.commit_done()
+        await self.consumer.stop()
+
+
+class _SummarizeRebalance(ConsumerRebalanceListener):
+    def __init__(self, loop: SummarizeLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Commit what finished; unfinished sessions of these partitions go to the next owner
+        # (their summaries may then be written twice, with equal idempotency keys).
+        await self.loop.commit_done()
+        for tp in revoked:
+            self.loop.progress.pop(tp, None)
+            self.loop.positions.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+# -- status ----------------------------------------------------------------------------------------
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    """The worker's counters as JSON (atomic replace, every tick)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(status, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+
