@@ -448,7 +448,9 @@ class Sessionizer:
         through these records gets the event time of the last batch written whole, so the batch
         delivered again is judged as it was the first time)."""
         records = [r for sid in self.drain_dirty() for r in self.export_records(sid, max_piece_bytes)]
-        if self.watermark != self._saved_watermark:
+        # Only with a batch's records: an idle partition's event time moves on the wall clock every
+        # tick, and writing it alone would be a record per tick for nothing a restart needs.
+        if records and self.watermark != self._saved_watermark:
             records.append((WATERMARK_KEY, orjson.dumps({"watermark": self.watermark})))
             self._saved_watermark = self.watermark
         return records

@@ -83,7 +83,7 @@ async def test_a_whole_rrweb_recording_on_a_live_partition_is_one_session(kafka_
     whose partitions carry live traffic: every event of it comes out in one session, none late."""
     from pathlib import Path
 
-    from replaylens.schemas.rrweb import ingest_recording
+    from replaylens.streams.rrweb import ingest_recording
 
     raw = (Path(__file__).resolve().parent / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json").read_bytes()
     mapped = ingest_recording(raw, session_id="recorded-1")

@@ -18,15 +18,16 @@ pytestmark = pytest.mark.kafka
 OUTPUT_TOPICS = ("closed_sessions", "summaries", "url_deltas", "dead_letter", "rekeyed")
 
 
-async def read_raw(bootstrap: str, name: str, quiet_s: float = 2.0) -> list[bytes]:
-    """Every record value of a topic, as bytes (tombstones skipped), until it stays quiet."""
+async def read_raw(bootstrap: str, name: str, quiet_s: float = 2.0, max_s: float = 30.0) -> list[bytes]:
+    """Every record value of a topic, as bytes (tombstones skipped), until it stays quiet (at
+    most `max_s`: a topic written to all the time still ends the read)."""
     consumer = AIOKafkaConsumer(name, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     values: list[bytes] = []
     try:
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < quiet_s:
+        quiet_since = started = time.monotonic()
+        while time.monotonic() - quiet_since < quiet_s and time.monotonic() - started < max_s:
             batch = await consumer.getmany(timeout_ms=300)
             for records in batch.values():
                 values += [r.value for r in records if r.value is not None]
