@@ -196,9 +196,6 @@ class Settings(BaseSettings):
         if worst > self.max_record_bytes or self.state_piece_max_bytes > self.max_record_bytes:
             raise ValueError(f"session_max_bytes + 5 x max_event_bytes ({worst}) and state_piece_max_bytes "
                              f"must not exceed max_record_bytes ({self.max_record_bytes})")
-        if self.producer_max_request_size < self.max_record_bytes:
-            raise ValueError(f"producer_max_request_size ({self.producer_max_request_size}) must allow "
-                             f"max_record_bytes ({self.max_record_bytes})")
         return self
 
 

@@ -36,7 +36,7 @@ SETTINGS = dict(REPLAYLENS_SESSION_GRACE_MS=10_000, REPLAYLENS_SESSION_GAP_MS=20
 
 def _padded(ev: dict, body: int) -> dict:
     pad = body - len(orjson.dumps(ev)) - 24
-    return {**ev, "properties": {"pad": "p" * max(0, pad)}}
+    return {**ev, "properties": {"title": "p" * max(0, pad)}}
 
 
 def big_session(t0: int) -> list[dict]:
