@@ -44,7 +44,7 @@ from tests.worker_process import WorkerProcess, create_topics, pipeline_env, pro
 # shifted to end just before now, as a backlog would be. Event time then races ahead of wall time
 # while the worker reads, so sessions close (all end with session-end) once the partition's event
 # time passes their end + grace, nearly all during the run. Compressing the hours into seconds (as
-# tests/test_sessionize_kafka.py does for a few thousand events) would make a worker that reads
+# tests/integration/test_sessionize_kafka.py does for a few thousand events) would make a worker that reads
 # slower than the compressed rate fall behind its wall-clock-advanced watermark and dead-letter
 # events as late, which measures the late path rather than the pipeline.
 GRACE_MS = 5_000

@@ -1,5 +1,5 @@
 """No planted secret reaches any output: closed sessions, summaries, dead letters, DuckDB, logs,
-LLM prompts (the topics are checked in tests/test_privacy_kafka.py)."""
+LLM prompts (the topics are checked in tests/integration/test_privacy_kafka.py)."""
 from __future__ import annotations
 
 import asyncio

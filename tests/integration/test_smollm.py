@@ -33,7 +33,7 @@ from tests.llm_sessions import SITE, checkout_session, quiet_session
 
 pytestmark = pytest.mark.llm
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALIAS = "smollm2-135m"
 TEMPLATE = "{replay_base_url}/sessions/{session_id}?t={timestamp_ms}"
 BASE = "http://replay.test"

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.prometheus_text import parse, value
-from tests.test_sessionize_kafka import BAD, simulated
+from tests.integration.test_sessionize_kafka import BAD, simulated
 from tests.worker_process import ROOT, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = pytest.mark.kafka

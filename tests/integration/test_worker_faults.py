@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.test_sessionize_kafka import by_session, closed_event_ids, records_for, simulated
+from tests.integration.test_sessionize_kafka import by_session, closed_event_ids, records_for, simulated
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.fault]

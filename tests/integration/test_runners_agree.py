@@ -23,7 +23,7 @@ from replaylens.aggregates.store import AggregateStore
 from replaylens.config.settings import Settings
 from replaylens.sinks.ndjson import read_summaries
 from replaylens.streams.embedded import EmbeddedPipeline
-from tests.test_sessionize_kafka import by_session, simulated
+from tests.integration.test_sessionize_kafka import by_session, simulated
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = pytest.mark.kafka

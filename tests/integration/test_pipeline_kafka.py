@@ -16,7 +16,7 @@ from replaylens.aggregates.arithmetic import recompute
 from replaylens.aggregates.store import AggregateStore
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.summaries import Summary
-from tests.test_sessionize_kafka import SESSION_SETTINGS, by_session, simulated
+from tests.integration.test_sessionize_kafka import SESSION_SETTINGS, by_session, simulated
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = pytest.mark.kafka

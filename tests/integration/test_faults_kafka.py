@@ -17,7 +17,7 @@ import pytest
 
 from tests.chat_server import ChatServer, Reply, status
 from tests.fault_report import FaultReport, by_session, peak_memory_kib
-from tests.test_sessionize_kafka import SESSION_SETTINGS as MISKEYED_SETTINGS, records_for, simulated
+from tests.integration.test_sessionize_kafka import SESSION_SETTINGS as MISKEYED_SETTINGS, records_for, simulated
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.fault]
@@ -114,7 +114,7 @@ async def test_bad_inputs_at_volume_mixed_with_valid_sessions_lose_nothing(kafka
 async def test_sigterm_mid_stream_then_restart_loses_nothing(kafka_bootstrap, tmp_path):
     # Mis-keyed events reach their session through the re-key topic, behind the events of other
     # partitions: the grace period must cover that skew (README 'Sessionization'), as in
-    # tests/test_sessionize_kafka.py. With 3 s, 2 re-keyed events in 2,804 came after their
+    # tests/integration/test_sessionize_kafka.py. With 3 s, 2 re-keyed events in 2,804 came after their
     # session had closed (dead-lettered as late).
     env = pipeline_env(kafka_bootstrap, tmp_path, **MISKEYED_SETTINGS)
     await create_topics(env)

@@ -150,7 +150,7 @@ async def test_rrweb_recording_on_its_topic_becomes_sessions_and_bad_ones_dead_l
 
     from replaylens.streams.rrweb import ingest_recording
 
-    fixture = Path(__file__).resolve().parent / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json"
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json"
     raw = fixture.read_bytes()
     mapped = ingest_recording(raw, session_id="docs-1")
     sid = mapped[0]["session_id"]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.chat_server import ChatServer, answer
-from tests.test_sessionize_kafka import by_session, records_for, simulated
+from tests.integration.test_sessionize_kafka import by_session, records_for, simulated
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.fault]

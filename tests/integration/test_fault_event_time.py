@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.fault_report import FaultReport, by_session, peak_memory_kib
-from tests.test_sessionize_kafka import simulated
+from tests.integration.test_sessionize_kafka import simulated
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.fault]
@@ -85,7 +85,7 @@ async def test_a_whole_rrweb_recording_on_a_live_partition_is_one_session(kafka_
 
     from replaylens.streams.rrweb import ingest_recording
 
-    raw = (Path(__file__).resolve().parent / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json").read_bytes()
+    raw = (Path(__file__).resolve().parents[1] / "fixtures" / "rrweb" / "rrweb-player_demoit-app_2018.json").read_bytes()
     mapped = ingest_recording(raw, session_id="recorded-1")
     sid = mapped[0]["session_id"]
     env = pipeline_env(kafka_bootstrap, tmp_path, **SETTINGS)
