@@ -36,6 +36,8 @@ test-unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/embedded_bench.py
 	$(BIN)/python bench/kafka_bench.py
+	$(BIN)/python bench/state_bench.py
+	$(BIN)/python bench/builtin_bench.py
 
 kafka-start:
 	scripts/kafka.sh start
