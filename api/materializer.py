@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from replaylens.api.store import ApiStore
 from replaylens.config.settings import Settings
 from replaylens.streams.profiles_topic import topic_partitions
+from replaylens.streams.consumers import stop_reader
 
 log = logging.getLogger("replaylens.api")
 
@@ -77,11 +78,4 @@ class StoreMaterializer:
                     self.caught_up.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_reader(self._task, self._consumer)

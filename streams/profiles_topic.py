@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from replaylens.config.settings import Settings
 from replaylens.schemas.profiles import SummaryProfile
+from replaylens.streams.consumers import stop_reader
 
 log = logging.getLogger("replaylens.streams")
 
@@ -139,14 +140,7 @@ class CompactedView:
         return True
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_reader(self._task, self._consumer)
 
 
 def merged_streaming(file_profiles: list[SummaryProfile], topic_profiles: dict[str, SummaryProfile]

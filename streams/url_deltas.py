@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from replaylens.aggregates.deltas import UrlDelta
 from replaylens.aggregates.store import AggregateStore
+from replaylens.streams.consumers import stop_reader
 
 log = logging.getLogger("replaylens.aggregates")
 
@@ -63,11 +64,4 @@ class DeltaMaterializer:
             return None
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_reader(self._task, self._consumer)
