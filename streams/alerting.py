@@ -32,7 +32,6 @@ from typing import Any, Callable, Iterable, Optional
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from replaylens.alerts.baseline import AGGREGATE_COUNTER, HOUR_MS, Baseline, hourly_baseline
 from replaylens.alerts.engine import AlertEngine
@@ -41,6 +40,7 @@ from replaylens.alerts.observations import Observation, ObservationExtractor
 from replaylens.config.alert_rules import AlertRules
 from replaylens.config.settings import Settings
 from replaylens.sinks.links import LinkSettings
+from replaylens.streams.topics import create_missing
 from replaylens.streams.worker import expected_partition, read_compacted
 
 log = logging.getLogger("replaylens.alerts")
@@ -163,13 +163,8 @@ async def ensure_alert_topics(s: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     await admin.start()
     try:
-        missing = [n for n in names if n not in set(await admin.list_topics())]
-        if missing:
-            try:
-                await admin.create_topics([NewTopic(n, s.topic_partitions, s.topic_replication,
-                                                    topic_configs=configs.get(n, {})) for n in missing])
-            except TopicAlreadyExistsError:
-                pass
+        await create_missing(admin, [NewTopic(n, s.topic_partitions, s.topic_replication,
+                                              topic_configs=configs.get(n, {})) for n in names])
     finally:
         await admin.close()
 

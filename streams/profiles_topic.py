@@ -23,11 +23,11 @@ from typing import Any, Awaitable, Callable, Optional
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import ValidationError
 
 from replaylens.config.settings import Settings
 from replaylens.schemas.profiles import SummaryProfile
+from replaylens.streams.topics import create_missing
 from replaylens.streams.consumers import stop_reader
 
 log = logging.getLogger("replaylens.streams")
@@ -44,14 +44,8 @@ async def ensure_compacted_topics(s: Settings, names: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     await admin.start()
     try:
-        missing = [n for n in names if n not in set(await admin.list_topics())]
-        if missing:
-            try:
-                await admin.create_topics([NewTopic(n, COMPACTED_PARTITIONS, s.topic_replication,
-                                                    topic_configs={"cleanup.policy": "compact"})
-                                           for n in missing])
-            except TopicAlreadyExistsError:
-                pass
+        await create_missing(admin, [NewTopic(n, COMPACTED_PARTITIONS, s.topic_replication,
+                                              topic_configs={"cleanup.policy": "compact"}) for n in names])
     finally:
         await admin.close()
 

@@ -40,22 +40,29 @@ def topic_configs(s: Settings, name: str) -> dict[str, str]:
     return configs
 
 
+async def create_missing(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> list[str]:
+    """Create those of `topics` that do not exist yet (another process may race us: fine);
+    returns the names created."""
+    existing = set(await admin.list_topics())
+    wanted = [t for t in topics if t.name not in existing]
+    if wanted:
+        try:
+            await admin.create_topics(wanted)
+        except TopicAlreadyExistsError:
+            pass
+    return [t.name for t in wanted]
+
+
 async def ensure_topics(s: Settings) -> list[str]:
     """Create missing topics; returns the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        wanted = [n for n in topic_names(s) if n not in existing]
-        if wanted:
-            try:
-                await admin.create_topics([NewTopic(n, s.topic_partitions, s.topic_replication,
-                                                    topic_configs=topic_configs(s, n))
-                                           for n in wanted])
-            except TopicAlreadyExistsError:
-                pass
+        created = await create_missing(admin, [NewTopic(n, s.topic_partitions, s.topic_replication,
+                                                        topic_configs=topic_configs(s, n))
+                                               for n in topic_names(s)])
         await _wait_for_leaders(admin, topic_names(s))
-        return wanted
+        return created
     finally:
         await admin.close()
 

@@ -101,8 +101,10 @@ async def create_topics(env: dict[str, str]) -> None:
     await ensure_topics(Settings(**values))
 
 
-async def produce(bootstrap: str, topic_name: str, records: list[tuple[Optional[bytes], bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks="all")
+async def produce(bootstrap: str, topic_name: str, records: list[tuple[Optional[bytes], bytes]],
+                  max_request_size: int = 1024 * 1024) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks="all",
+                                max_request_size=max_request_size)
     await producer.start()
     try:
         futs = [await producer.send(topic_name, value=v, key=k) for k, v in records]

@@ -18,12 +18,12 @@ import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from replaylens.config.settings import Settings
 from replaylens.streams.rrweb import load_recording, rrweb_to_events
 from replaylens.streams.simulator import simulate
-from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, topic
+from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = pytest.mark.kafka
 
@@ -95,15 +95,7 @@ def invalid_messages() -> list[tuple[bytes, bytes, str]]:
 
 
 async def _produce(bootstrap: str, topic_name: str, records) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks="all",
-                                max_request_size=16 * 1024 * 1024)
-    await producer.start()
-    try:
-        futs = [await producer.send(topic_name, value=v, key=k) for k, v in records]
-        for f in futs:
-            await f
-    finally:
-        await producer.stop()
+    await produce(bootstrap, topic_name, list(records), max_request_size=16 * 1024 * 1024)
 
 
 async def _record_sizes(bootstrap: str, topic_name: str, partitions: int) -> list[int]:
