@@ -11,16 +11,20 @@ names one. Loopback only. Prints:
 2. one `replaylens worker` process over the same messages, in an isolated pipeline (own topics and
    consumer group), the events produced before it starts; its rate is read off the consumer
    group's committed offsets, and its ratio to the baseline;
-3. close -> summary latency: Kafka record timestamp of each closed session against that of its
-   first summary (same window_id), p50/p95/max;
-4. the machine, Python and Kafka versions, and the command line.
+3. a summarize-role worker over the closed sessions (2) wrote; 4. both roles in one process;
+5. close -> summary latency under live traffic at half (4)'s rate: Kafka record timestamp of each
+   closed session against that of its summary (same window_id), p50/p99/max;
+6. state written under a real-time trickle (300 open sessions, events seconds apart), per input byte;
+and the machine, Python and Kafka versions, and the command line.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -52,6 +56,8 @@ TARGET_EVENTS_PER_S = 40_000
 TARGET_RATIO = 0.5
 TARGET_LATENCY_MS = 1_000
 COMMIT_POLL_S = 0.05
+TICK_S = 0.5  # REPLAYLENS_TICK_INTERVAL_S of the workers
+TRICKLE_GAP_S = (2.0, 6.0)  # seconds between two events of one session in the trickle phase
 
 
 def cpu_seconds(pid: int) -> float:
@@ -298,7 +304,7 @@ def isolated_env(bootstrap: str, workdir: Path, args: argparse.Namespace, roles:
     workdir.mkdir(parents=True, exist_ok=True)
     return pipeline_env(bootstrap, workdir, prefix=f"bench{uuid.uuid4().hex[:6]}",
                         REPLAYLENS_TOPIC_PARTITIONS=args.partitions, REPLAYLENS_SESSION_GRACE_MS=args.grace_ms,
-                        REPLAYLENS_TICK_INTERVAL_S=0.5, REPLAYLENS_WORKER_ROLES=roles,
+                        REPLAYLENS_TICK_INTERVAL_S=TICK_S, REPLAYLENS_WORKER_ROLES=roles,
                         REPLAYLENS_BATCH_SIZE=args.batch)
 
 
@@ -326,13 +332,19 @@ async def bench(args: argparse.Namespace) -> None:
     bootstrap = kafka_support.ensure_broker()
     for line in machine_lines(bootstrap, external):
         print(line)
+    if args.trickle_only:
+        results: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="replaylens-kafka-bench-") as tmp:
+            await trickle_phase(bootstrap, Path(tmp), args, results)
+        print("RESULT " + " ".join(f"{k}={v:.3g}" for k, v in results.items()))
+        return
     messages, sessions, hours = recent_events(args.events, args.seed)
     n = len(messages)
     input_bytes = sum(len(k) + len(v) for k, v in messages)
     print(f"messages  {n:,} simulated events of {sessions:,} sessions (all end with session-end), "
           f"{hours:.1f} h of event time ending 1 s before now, {args.partitions} partitions, keyed by "
           f"session id, {input_bytes / n:.0f} bytes per event; batch {args.batch}")
-    results: dict[str, float] = {}
+    results = {}
     with tempfile.TemporaryDirectory(prefix="replaylens-kafka-bench-") as tmp:
         work = Path(tmp)
         env = isolated_env(bootstrap, work / "sessionize", args, "sessionize")
@@ -418,9 +430,67 @@ async def bench(args: argparse.Namespace) -> None:
         print(f"5. close->summary at {args.load:.0%} load ({rate:,.0f} events/s live for {args.live_s:.0f} s): "
               f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {lat[-1] if lat else float('nan'):,.0f} ms "
               f"(target p99 < {TARGET_LATENCY_MS}); {len(lat):,} of {live_sessions:,} sessions")
+        results["live_state_amplification"] = live_state / live_bytes
         print(f"             state written under this live traffic: {live_state / live_bytes:.2f}x the input "
-              f"bytes (target <= 2): every batch rewrites the whole buffer of each session it touched")
+              f"bytes (appended pieces: each batch writes what it added, plus heads when a window changes)")
+
+        await trickle_phase(bootstrap, work, args, results)
     print("RESULT " + " ".join(f"{k}={v:.3g}" if v < 100 else f"{k}={v:.0f}" for k, v in results.items()))
+
+
+async def trickle_phase(bootstrap: str, work: Path, args: argparse.Namespace, results: dict[str, float]) -> None:
+    # 6. State written under a real-time trickle: many sessions open, each event seconds apart.
+    tenv = isolated_env(bootstrap, work / "trickle", args, "sessionize")
+    await create_topics(tenv)
+    worker = WorkerProcess(tenv, work / "trickle.log").start()
+    try:
+        await asyncio.sleep(args.join_s)
+        sent = await trickle(bootstrap, topic(tenv, "events"), args.trickle_sessions, args.trickle_s, args.seed)
+        await asyncio.sleep(2 * TICK_S + 1)  # the last batch flushed and its state written
+    finally:
+        worker.stop()
+    trickle_state = await topic_bytes(bootstrap, tenv["REPLAYLENS_APP_ID"] + "-open-sessions", args.partitions)
+    results["state_amplification"] = trickle_state / max(sent.bytes, 1)
+    print(f"6. trickle: {args.trickle_sessions} open sessions, one event each {TRICKLE_GAP_S[0]:.0f}-"
+          f"{TRICKLE_GAP_S[1]:.0f} s, {args.trickle_s:.0f} s: {sent.events:,} events, {sent.bytes:,} B in; state "
+          f"{trickle_state:,} B = {trickle_state / max(sent.bytes, 1):.2f}x the input (target <= 2)")
+
+
+@dataclass
+class Sent:
+    events: int = 0
+    bytes: int = 0  # keys and values, as topic_bytes counts the state
+
+
+async def trickle(bootstrap: str, topic_name: str, sessions: int, seconds: float, seed: int) -> Sent:
+    """`sessions` simulated sessions sending at once, each its next event every TRICKLE_GAP_S
+    seconds (uniform), stamped with the send time: the open-session state's worst case, where every
+    batch touches most sessions with one small event each."""
+    rng = random.Random(seed)
+    by_session: dict[str, list[dict]] = {}
+    for e in simulate(sessions, seed=seed, arrival_gap_ms=1.0, session_end_rate=0.0):
+        by_session.setdefault(e["session_id"], []).append(e)
+    due = [(rng.uniform(0, TRICKLE_GAP_S[1]), sid, 0) for sid in by_session]
+    heapq.heapify(due)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    await producer.start()
+    sent, began, futs = Sent(), time.monotonic(), []
+    try:
+        while due and due[0][0] < seconds:
+            at, sid, i = heapq.heappop(due)
+            delay = began + at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            e = dict(by_session[sid][i], timestamp=int(time.time() * 1000))
+            value, key = orjson.dumps(e), sid.encode()
+            futs.append(await producer.send(topic_name, value, key=key))
+            sent.events, sent.bytes = sent.events + 1, sent.bytes + len(value) + len(key)
+            if i + 1 < len(by_session[sid]):
+                heapq.heappush(due, (at + rng.uniform(*TRICKLE_GAP_S), sid, i + 1))
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+    return sent
 
 
 def main() -> None:
@@ -432,6 +502,9 @@ def main() -> None:
     ap.add_argument("--load", type=float, default=0.5, help="live rate as a share of the pipeline's sustained rate")
     ap.add_argument("--live-s", type=float, default=20, help="seconds of live traffic for the latency phase")
     ap.add_argument("--join-s", type=float, default=8, help="seconds for the latency worker to join first")
+    ap.add_argument("--trickle-sessions", type=int, default=300, help="open sessions of the trickle phase")
+    ap.add_argument("--trickle-s", type=float, default=30, help="seconds of the trickle phase")
+    ap.add_argument("--trickle-only", action="store_true", help="run only phase 6 (state under a trickle)")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--timeout", type=float, default=300, help="give up on a phase after this many seconds")
     args = ap.parse_args()
