@@ -333,10 +333,10 @@ async def bench(args: argparse.Namespace) -> None:
     for line in machine_lines(bootstrap, external):
         print(line)
     if args.trickle_only:
-        results: dict[str, float] = {}
+        trickled: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="replaylens-kafka-bench-") as tmp:
-            await trickle_phase(bootstrap, Path(tmp), args, results)
-        print("RESULT " + " ".join(f"{k}={v:.3g}" for k, v in results.items()))
+            await trickle_phase(bootstrap, Path(tmp), args, trickled)
+        print("RESULT " + " ".join(f"{k}={v:.3g}" for k, v in trickled.items()))
         return
     messages, sessions, hours = recent_events(args.events, args.seed)
     n = len(messages)
@@ -344,7 +344,7 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"messages  {n:,} simulated events of {sessions:,} sessions (all end with session-end), "
           f"{hours:.1f} h of event time ending 1 s before now, {args.partitions} partitions, keyed by "
           f"session id, {input_bytes / n:.0f} bytes per event; batch {args.batch}")
-    results = {}
+    results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="replaylens-kafka-bench-") as tmp:
         work = Path(tmp)
         env = isolated_env(bootstrap, work / "sessionize", args, "sessionize")
