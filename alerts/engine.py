@@ -131,6 +131,14 @@ class AlertEngine:
         self.dirty: set[str] = set()
         self.enabled = frozenset(rules.signals)
 
+    def update_rules(self, rules: AlertRules) -> None:
+        """Thresholds, signals, quiet hours and the rest take effect at the next evaluation; the
+        window layout must stay (config.alert_rules.live_change_refused says so before)."""
+        if (rules.window_ms, rules.step_ms) != (self.rules.window_ms, self.rules.step_ms):
+            raise ValueError("the window layout (window_ms, step_ms) cannot change on a running engine")
+        self.rules = rules
+        self.enabled = frozenset(rules.signals)
+
     # -- input ----------------------------------------------------------------------------------
     def _floor(self, now_ms: int) -> int:
         """The oldest bucket a window still to be evaluated will read: older observations are

@@ -29,12 +29,15 @@ from replaylens.api.models import PROFILE_ID, AskRequest, FeedbackRequest, Group
 from replaylens.api.profiles import ProfileRegistry, ReadOnlyProfile
 from replaylens.api.service import Service, SessionNotFound, now_ms
 from replaylens.api.store import ApiStore
+from replaylens.config.alert_rules import AlertRules, live_change_refused, rules_over
 from replaylens.config.privacy import PrivacyPolicy
 from replaylens.config.settings import Settings
 from replaylens.schemas.profiles import SummaryProfile
 from replaylens.sinks.group import GroupFilter, summarize_group
 from replaylens.sinks.links import replay_link
 from replaylens.sinks.webhooks import WebhookPolicy, WebhookRefused, WebhookSender
+from replaylens.streams.alert_rules_topic import (RULES_KEY, EffectiveRules, RulesRecord, decode_rules_record,
+                                                   effective_rules, encode_rules_record)
 from replaylens.streams.profiles_topic import CompactedView, ensure_compacted_topics
 from replaylens.streams.topics import ensure_topics
 
@@ -75,6 +78,7 @@ class Context:
                                          request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS)
         self.profiles = ProfileRegistry(s, self.producer)
         self.workers = CompactedView(s.kafka_bootstrap, s.topic_worker_status, orjson.loads)
+        self.alert_rules = CompactedView(s.kafka_bootstrap, s.topic_alert_rules, decode_rules_record)
         self.materializer = StoreMaterializer(s, self.store)
         self.sender = WebhookSender(WebhookPolicy.from_settings(s))
         self.service = Service(s, self.store, self.profiles, self.producer, self.sender)
@@ -82,11 +86,12 @@ class Context:
     async def start(self) -> None:
         s = self.settings
         await ensure_topics(s)
-        await ensure_compacted_topics(s, [s.topic_profiles, s.topic_worker_status])
+        await ensure_compacted_topics(s, [s.topic_profiles, s.topic_worker_status, s.topic_alert_rules])
         await ensure_plain_topic(s, s.topic_feedback)
         await self.producer.start()
         await self.profiles.start()
         await self.workers.start()
+        await self.alert_rules.start()
         await self.materializer.start()
         try:
             await asyncio.wait_for(self.profiles.topic.caught_up.wait(), CATCH_UP_TIMEOUT_S)
@@ -96,11 +101,24 @@ class Context:
         if resumed:
             log.warning("resumed %d undelivered highlight request(s)", resumed)
 
+    def rules_in_force(self) -> EffectiveRules:
+        return effective_rules(self.settings.rules, self.alert_rules.values)
+
+    async def put_alert_rules(self, record: Optional[RulesRecord]) -> None:
+        """Write the API's rules (None: delete them), then reflect them here at once."""
+        value = None if record is None else encode_rules_record(record)
+        await self.producer.send_and_wait(self.settings.topic_alert_rules, key=RULES_KEY.encode(), value=value)
+        if record is None:
+            self.alert_rules.values.pop(RULES_KEY, None)
+        else:
+            self.alert_rules.values[RULES_KEY] = record
+
     async def stop(self) -> None:
         await self.service.close()
         await self.sender.close()
         await self.materializer.stop()
         await self.workers.stop()
+        await self.alert_rules.stop()
         await self.profiles.stop()
         await self.producer.stop()
         self.store.close()
@@ -365,6 +383,32 @@ async def feedback_counts(request: web.Request) -> web.Response:
     return json_response({"counts": await ctx.store.run(ctx.store.feedback_counts)})
 
 
+async def get_alert_rules(request: web.Request) -> web.Response:
+    return json_response(ctx_of(request).rules_in_force().describe())
+
+
+async def put_alert_rules(request: web.Request) -> web.Response:
+    """Replace the API's alert rules: keys not given keep the settings' values."""
+    ctx = ctx_of(request)
+    body = await json_object(request)
+    try:
+        wanted = rules_over(ctx.settings.rules, body)
+    except ValidationError as exc:
+        raise from_validation(exc, whole="rules") from None
+    refused = live_change_refused(ctx.settings.rules, wanted)
+    if refused is not None:
+        raise ApiError(409, "conflict", refused, next((f for f in ("window_ms", "step_ms") if f in body), None))
+    await ctx.put_alert_rules(RulesRecord(wanted, now_ms()))
+    return json_response(ctx.rules_in_force().describe())
+
+
+async def delete_alert_rules(request: web.Request) -> web.Response:
+    """Back to the settings' alert rules."""
+    ctx = ctx_of(request)
+    await ctx.put_alert_rules(None)
+    return json_response(ctx.rules_in_force().describe())
+
+
 async def status(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     stale_after_ms = STALE_AFTER_INTERVALS * ctx.settings.worker_status_interval_s * 1000
@@ -400,6 +444,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("post", "/v1/sessions/{session_id}/ask"): ask,
     ("post", "/v1/summaries/{session_id}/feedback"): feedback,
     ("get", "/v1/feedback/counts"): feedback_counts, ("get", "/v1/status"): status,
+    ("get", "/v1/alerts/rules"): get_alert_rules, ("put", "/v1/alerts/rules"): put_alert_rules,
+    ("delete", "/v1/alerts/rules"): delete_alert_rules,
 }
 
 

@@ -5,6 +5,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel
 
+from replaylens.config.alert_rules import AlertRules
 from replaylens.api.models import AskRequest, FeedbackRequest, GroupRequest, HighlightsRequest
 from replaylens.schemas.profiles import SummaryProfile
 
@@ -37,6 +38,11 @@ ROUTES: list[tuple[str, str, str, Optional[str], Optional[type[BaseModel]], list
     ("post", "/v1/summaries/{session_id}/feedback", "Thumbs up/down on a summary", "write", FeedbackRequest, []),
     ("get", "/v1/feedback/counts", "Feedback counted per profile and summarizer", "read", None, []),
     ("get", "/v1/status", "Worker counters (from each worker's status.json) and API counters", "read", None, []),
+    ("get", "/v1/alerts/rules", "The alert rules in force, and whether they come from the API or the settings",
+     "read", None, []),
+    ("put", "/v1/alerts/rules", "Set the alert rules (keys not given keep the settings' values); running workers "
+     "apply them at their next evaluation; window_ms and step_ms only change with a restart", "write", AlertRules, []),
+    ("delete", "/v1/alerts/rules", "Back to the alert rules of the settings", "write", None, []),
 ]
 
 

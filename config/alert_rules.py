@@ -97,6 +97,25 @@ class AlertRules(BaseModel):
         return inline or cls()
 
 
+# The layout of the counted windows: running workers keep them, so they change only at a restart.
+WINDOW_LAYOUT_FIELDS = ("window_ms", "step_ms")
+
+
+def rules_over(base: AlertRules, changes: dict) -> AlertRules:
+    """`base` with `changes` applied (keys not given keep `base`'s values), validated: how rules
+    set through the API sit on top of the ones in settings."""
+    return AlertRules.model_validate({**base.model_dump(), **changes})
+
+
+def live_change_refused(running: AlertRules, wanted: AlertRules) -> Optional[str]:
+    """Why `wanted` cannot replace `running` on live workers, or None when it can."""
+    changed = [name for name in WINDOW_LAYOUT_FIELDS if getattr(running, name) != getattr(wanted, name)]
+    if not changed:
+        return None
+    return (f"{' and '.join(changed)} cannot change on running workers (their counted windows are laid out "
+            f"by them): set REPLAYLENS_ALERT_RULES and restart the workers")
+
+
 class WebhookTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
 
     # Alerts (issue 14): rules as JSON in one setting or a file; see README 'Alerts'
     topic_alerts: str = Field(default="replay-alerts", description='Alerts out (spikes, new errors, all-clears, digests), keyed by "<url>|<signal>"')
+    topic_alert_rules: str = Field(default="replay-alert-rules", description="Alert rules set through the API "
+                                   "(compacted, one record; the API writes, every worker follows it and applies them live)")
     alert_rules: Optional[AlertRules] = Field(default=None, description='Alert rules as JSON (README "Alerts"); defaults when unset')
     alert_rules_file: Optional[Path] = Field(default=None, description='A JSON file of alert rules; overrides REPLAYLENS_ALERT_RULES')
     alert_webhooks: list[WebhookTarget] = Field(default_factory=list, description='Webhooks for alerts: JSON list of {"url", "format": "json"|"slack"}; delivered by sinks/webhooks.py (REPLAYLENS_WEBHOOK_* limits)')

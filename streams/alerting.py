@@ -37,9 +37,11 @@ from replaylens.alerts.baseline import AGGREGATE_COUNTER, HOUR_MS, Baseline, hou
 from replaylens.alerts.engine import AlertEngine
 from replaylens.alerts.format import payload_for
 from replaylens.alerts.observations import Observation, ObservationExtractor
-from replaylens.config.alert_rules import AlertRules
+from replaylens.config.alert_rules import AlertRules, live_change_refused
 from replaylens.config.settings import Settings
 from replaylens.sinks.links import LinkSettings
+from replaylens.streams.alert_rules_topic import EffectiveRules, SOURCE_SETTINGS, decode_rules_record, effective_rules
+from replaylens.streams.profiles_topic import CompactedView, ensure_compacted_topics
 from replaylens.streams.topics import create_missing
 from replaylens.streams.worker import expected_partition, read_compacted
 
@@ -186,14 +188,18 @@ class AlertService:
     def __init__(self, settings: Settings, store: Any = None, delivery: Optional[AlertDelivery] = None) -> None:
         self.s = settings
         self.rules = settings.rules
-        baselines = AggregateBaselines(store, self.rules, settings.aggregate_window_days) if store is not None else None
-        self.engine = make_engine(settings, baselines, self.rules)
+        self.rules_in_force = EffectiveRules(self.rules, SOURCE_SETTINGS)
+        self.baselines = AggregateBaselines(store, self.rules, settings.aggregate_window_days) if store is not None else None
+        self.engine = make_engine(settings, self.baselines, self.rules)
         self.extractor = ObservationExtractor.from_settings(settings)
         self.delivery = delivery
         self.lock = asyncio.Lock()
         self.partitions = settings.topic_partitions
         self.published = 0
+        self.muted = 0  # alerts not published because the rules say enabled: false
         self.mapped = 0
+        self.rules_feed = CompactedView(settings.kafka_bootstrap, settings.topic_alert_rules, decode_rules_record,
+                                        self._on_rules)
         self._tasks: list[asyncio.Task] = []
         self._consumers: list[AIOKafkaConsumer] = []
         self._producer: Optional[AIOKafkaProducer] = None
@@ -202,6 +208,8 @@ class AlertService:
     async def start(self) -> None:
         s = self.s
         await ensure_alert_topics(s)
+        await ensure_compacted_topics(s, [s.topic_alert_rules])
+        await self.rules_feed.start()
         self._producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=5,
                                           max_request_size=STATE_MAX_BYTES)
         await self._producer.start()
@@ -220,7 +228,24 @@ class AlertService:
                        asyncio.create_task(self._evaluate(), name="alerts-evaluate"),
                        asyncio.create_task(self._tick(), name="alerts-tick")]
 
+    async def _on_rules(self, values: dict[str, Any]) -> None:
+        """The rules topic changed: apply the API's rules (or the settings' again) from the next
+        evaluation on; a change of the window layout is refused (the API refuses it too)."""
+        wanted = effective_rules(self.s.rules, values)
+        refused = live_change_refused(self.rules, wanted.rules)
+        if refused is not None:
+            log.warning("alert rules from %s not applied: %s", wanted.source, refused)
+            return
+        async with self.lock:
+            self.rules, self.rules_in_force = wanted.rules, wanted
+            self.engine.update_rules(wanted.rules)
+            if self.baselines is not None:
+                self.baselines.rules = wanted.rules
+        log.warning("alert rules now from %s", wanted.source)
+        self.write_status()
+
     async def stop(self) -> None:
+        await self.rules_feed.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -345,8 +370,8 @@ class AlertService:
         open_spikes = [{"url": st.url, "signal": sig, "since": tr.open.get("fired_at")}
                        for st in self.engine.states.values() for sig, tr in st.tracks.items() if tr.open]
         status = {"written_at": wall_ms(), "observations_mapped": self.mapped, "alerts_published": self.published,
-                  "urls_tracked": len(self.engine.states), "open_spikes": open_spikes,
-                  "evaluated_until": self.engine.evaluated_until}
+                  "alerts_muted": self.muted, "urls_tracked": len(self.engine.states), "open_spikes": open_spikes,
+                  "evaluated_until": self.engine.evaluated_until, "rules": self.rules_in_force.describe()}
         path = Path(self.s.data_dir) / "alerts-status.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -356,6 +381,9 @@ class AlertService:
     async def tick(self, now_ms: int) -> list[dict[str, Any]]:
         async with self.lock:
             alerts = self.engine.advance(now_ms)
+            if alerts and not self.rules.enabled:  # muted through the API: counted, state kept
+                self.muted += len(alerts)
+                alerts = []
             if alerts:
                 await asyncio.gather(*[await self._producer.send(
                     self.s.topic_alerts, key=alert_key(a), value=orjson.dumps(a)) for a in alerts])

@@ -39,7 +39,8 @@ def api_env(pipeline: dict[str, str], data_dir: Path, **extra: Any) -> dict[str,
 def shared_topics(prefix: str) -> dict[str, str]:
     """Run-unique names of the topics the API and the workers share beyond the pipeline's."""
     return {"REPLAYLENS_TOPIC_PROFILES": f"{prefix}-profiles", "REPLAYLENS_TOPIC_FEEDBACK": f"{prefix}-feedback",
-            "REPLAYLENS_TOPIC_WORKER_STATUS": f"{prefix}-worker-status"}
+            "REPLAYLENS_TOPIC_WORKER_STATUS": f"{prefix}-worker-status",
+            "REPLAYLENS_TOPIC_ALERT_RULES": f"{prefix}-alert-rules"}
 
 
 class ApiProcess:

@@ -326,3 +326,48 @@ def test_rules_come_from_the_environment_or_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("REPLAYLENS_ALERT_RULES", '{"ratio": 0.5}')
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_rules_changed_live_apply_at_the_next_evaluation_and_keep_the_counts():
+    """A spike that the old ratio would not call one fires once the API lowers the ratio, without
+    losing the windows counted so far; the window layout cannot change on a running engine."""
+    engine = AlertEngine(rules(ratio=20.0))
+    feed = Feed(engine)
+    steady(feed, 70)
+    spike_minutes(feed, 3, sessions=8, per_session=3)
+    assert of_type(feed.alerts, "spike") == []  # ~9x the baseline: under 20x
+    engine.update_rules(rules(ratio=3.0))
+    spike_minutes(feed, 7, sessions=8, per_session=3)  # n=2 disjoint windows judged by the new ratio
+    assert len(of_type(feed.alerts, "spike")) == 1
+    with pytest.raises(ValueError, match="window layout"):
+        engine.update_rules(rules(window_ms=10 * STEP))
+
+
+def test_rules_from_the_api_sit_on_the_settings_and_layout_changes_are_refused():
+    from replaylens.config.alert_rules import live_change_refused, rules_over
+
+    base = rules(min_count=7)
+    wanted = rules_over(base, {"ratio": 4.5, "signals": ["rage-click"]})
+    assert wanted.ratio == 4.5 and wanted.signals == ["rage-click"] and wanted.min_count == 7
+    assert live_change_refused(base, wanted) is None
+    refused = live_change_refused(base, rules_over(base, {"step_ms": 2 * STEP, "window_ms": 10 * STEP}))
+    assert refused is not None and "window_ms and step_ms" in refused and "restart" in refused
+    with pytest.raises(ValueError, match="n .* cannot exceed m"):
+        rules_over(base, {"n": 5, "m": 3})
+    with pytest.raises(ValueError, match="unknown signal"):
+        rules_over(base, {"signals": ["sneeze"]})
+
+
+def test_the_rules_record_round_trips_and_a_bad_one_is_ignored():
+    from replaylens.streams.alert_rules_topic import (RULES_KEY, RulesRecord, decode_rules_record,
+                                                      effective_rules, encode_rules_record)
+
+    record = RulesRecord(rules(ratio=6.0), 1_700_000_000_000)
+    decoded = decode_rules_record(encode_rules_record(record))
+    assert decoded == record
+    assert decode_rules_record(b'{"rules": {"ratio": 0.5}, "updated_at": 1}') is None  # ratio must be > 1
+    assert decode_rules_record(b"not json") is None
+    settings_rules = rules()
+    assert effective_rules(settings_rules, {}).describe()["source"] == "settings"
+    live = effective_rules(settings_rules, {RULES_KEY: record}).describe()
+    assert live["source"] == "api" and live["rules"]["ratio"] == 6.0 and live["updated_at"] == record.updated_at

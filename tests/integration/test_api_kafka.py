@@ -395,6 +395,49 @@ async def test_keys_scopes_limits_health_and_openapi(pipe):
     assert status["api"]["requests"]["unauthorized"] >= 4 and status["api"]["store"]["sessions"] >= 5
 
 
+async def test_alert_rules_set_through_the_api_reach_the_running_worker(pipe):
+    """PUT changes the rules the worker's alerting applies (its alerts-status.json says which), a
+    bad or layout-changing body is refused with the field named, DELETE returns to the settings."""
+    status_file = pipe.tmp / "worker" / "alerts-status.json"
+
+    async def worker_rules() -> dict:
+        try:
+            return orjson.loads(status_file.read_bytes()).get("rules") or {}
+        except (OSError, ValueError):
+            return {}
+
+    start = await call(pipe, "GET", "/v1/alerts/rules", 200)
+    assert start["source"] == "settings" and start["rules"]["ratio"] == 3.0
+    put = await call(pipe, "PUT", "/v1/alerts/rules", 200, json={"ratio": 6.5, "signals": ["rage-click", "js-error"]})
+    assert put["source"] == "api" and put["rules"]["ratio"] == 6.5 and put["rules"]["min_count"] == 5
+    assert (await call(pipe, "GET", "/v1/alerts/rules", 200))["rules"]["signals"] == ["rage-click", "js-error"]
+
+    async def applied() -> bool:
+        rules = await worker_rules()
+        return rules.get("source") == "api" and rules["rules"]["ratio"] == 6.5
+    assert await wait_until(applied), (await worker_rules(), pipe.worker.tail(30))
+
+    bad = await call(pipe, "PUT", "/v1/alerts/rules", 400, json={"ratio": 0.5})
+    assert error_field(bad) == "ratio"
+    assert "unknown field" in (await call(pipe, "PUT", "/v1/alerts/rules", 400, json={"ratioo": 4}))["error"]["message"]
+    layout = await call(pipe, "PUT", "/v1/alerts/rules", 409, json={"window_ms": 600_000})
+    assert error_field(layout) == "window_ms" and "restart" in layout["error"]["message"]
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.put(pipe.url("/v1/alerts/rules"), json={"ratio": 4}) as r:
+            assert r.status == 401
+    read_only = {"Authorization": f"Bearer {READ_ONLY_KEY}"}
+    async with aiohttp.ClientSession(headers=read_only) as reader:
+        async with reader.put(pipe.url("/v1/alerts/rules"), json={"ratio": 4}) as r:
+            assert r.status == 403
+
+    back = await call(pipe, "DELETE", "/v1/alerts/rules", 200)
+    assert back["source"] == "settings" and back["rules"]["ratio"] == 3.0
+
+    async def settings_again() -> bool:
+        return (await worker_rules()).get("source") == "settings"
+    assert await wait_until(settings_again), (await worker_rules(), pipe.worker.tail(30))
+
+
 @pytest.fixture
 async def chat():
     server = ChatServer(model="chat-test")
