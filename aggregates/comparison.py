@@ -31,7 +31,7 @@ Decisions:
 """
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import deque
 from operator import attrgetter
 from typing import Any, Callable, Container, Optional, Sequence
@@ -188,29 +188,38 @@ _NO_COUNTERS = (0,) * len(COUNTERS)
 
 
 class _UrlWindow:
-    """Running totals of one URL over the batch's earlier sessions still inside the window."""
+    """Running totals of one URL over the batch's earlier sessions still inside the window.
+    Samples are sorted only when a quantile or an eviction needs them (most comparisons take the
+    store's p75), and a stable sort of appended samples orders them as inserting each would."""
 
-    __slots__ = ("deltas", "totals", "samples")
+    __slots__ = ("deltas", "totals", "samples", "unsorted")
 
     def __init__(self) -> None:
         self.deltas: deque[UrlDelta] = deque()
         self.totals = [0] * len(COUNTERS)  # in COUNTERS order
         self.samples: dict[str, list[float]] = {}
+        self.unsorted: set[str] = set()  # metrics whose samples were appended since the last sort
 
     def add(self, delta: UrlDelta) -> None:
         self.deltas.append(delta)
         self.totals = [a + b for a, b in zip(self.totals, _counters_of(delta))]
         for metric, values in delta.vitals.items():
-            ordered = self.samples.setdefault(metric, [])
-            for value in values:
-                insort(ordered, value)
+            self.samples.setdefault(metric, []).extend(values)
+            self.unsorted.add(metric)
+
+    def sorted_samples(self, metric: str) -> list[float]:
+        values = self.samples.get(metric) or []
+        if metric in self.unsorted:
+            values.sort()
+            self.unsorted.discard(metric)
+        return values
 
     def evict_before(self, bucket: int) -> None:
         while self.deltas and self.deltas[0].bucket < bucket:
             old = self.deltas.popleft()
             self.totals = [a - b for a, b in zip(self.totals, _counters_of(old))]
             for metric, values in old.vitals.items():
-                ordered = self.samples[metric]
+                ordered = self.sorted_samples(metric)
                 for value in values:
                     del ordered[bisect_left(ordered, value)]
 
@@ -244,17 +253,16 @@ class _Earlier:
             if metric not in metrics:
                 continue
             from_store = stored.vitals.get(metric) if stored else None
-            values = window.samples.get(metric)
-            from_batch = (VitalStats(len(values), quantile(values, 0.75), quantile(values, 0.5))
-                          if values else None)
-            if from_store is None or from_batch is None:
-                chosen = from_store or from_batch
-            elif from_store.samples >= min_sessions or from_store.samples >= from_batch.samples:
-                chosen = VitalStats(from_store.samples + from_batch.samples, from_store.p75, from_store.median)
-            else:
-                chosen = VitalStats(from_store.samples + from_batch.samples, from_batch.p75, from_batch.median)
-            if chosen is not None:
-                stats.vitals[metric] = chosen
+            count = len(window.samples.get(metric) or ())
+            if not count:
+                if from_store is not None:
+                    stats.vitals[metric] = from_store
+            elif from_store is not None and (from_store.samples >= min_sessions or from_store.samples >= count):
+                stats.vitals[metric] = VitalStats(from_store.samples + count, from_store.p75, from_store.median)
+            else:  # the batch's samples are the larger (or the only) sample: their quantiles
+                values = window.sorted_samples(metric)
+                stats.vitals[metric] = VitalStats((from_store.samples if from_store else 0) + count,
+                                                  quantile(values, 0.75), quantile(values, 0.5))
         return stats
 
 
