@@ -200,9 +200,11 @@ def _vital_values(metrics: Any) -> Iterable[tuple[str, float]]:
     found = []
     for name in VITALS:
         value = metrics.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        kind = type(value)
+        if kind is float or kind is int or (
+                value is not None and isinstance(value, (int, float)) and not isinstance(value, bool)):
             value = float(value)
-            if math.isfinite(value) and value >= 0:
+            if value >= 0 and math.isfinite(value):
                 found.append((name, value))
     return found
 
@@ -253,18 +255,22 @@ def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[U
             site.exits = 1
 
     find = _visit_finder(visit_urls, entered)
+    normalize = normalizer.normalize
 
     def owner(url: Optional[str], timestamp: int) -> Optional[int]:
         if not pages:
             return None
-        return find(normalizer.normalize(url) if url else None, timestamp)
+        return find(normalize(url) if url else None, timestamp)
 
     vitals_by_visit: dict[Optional[int], dict[str, float]] = {}
     for event in session.get("events") or ():
         kind = event.get("type")
-        counter = _ERROR_COUNTER.get(kind)
-        if counter is None and kind != "web-vitals":
-            continue
+        if kind == "web-vitals":
+            counter = None
+        else:
+            counter = _ERROR_COUNTER.get(kind)
+            if counter is None:
+                continue  # most events: neither an error nor web vitals
         index = owner(event.get("url"), int(event.get("timestamp") or 0))
         if counter is not None:
             setattr(site, counter, getattr(site, counter) + 1)
@@ -272,7 +278,10 @@ def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[U
                 delta = visit_deltas[index]
                 setattr(delta, counter, getattr(delta, counter) + 1)
         else:
-            vitals_by_visit.setdefault(index, {}).update(_vital_values(event.get("metrics")))
+            values = vitals_by_visit.get(index)
+            if values is None:
+                values = vitals_by_visit[index] = {}
+            values.update(_vital_values(event.get("metrics")))
 
     frustrated: set[int] = set()
     for signal in session.get("signals") or ():
