@@ -1,9 +1,9 @@
 """Per-URL deltas: the additive contribution of ONE closed session to the aggregates.
 
 Every figure of a delta is a count or a sum, and web vitals are a multiset of samples, so
-deltas merged in any order, on any worker, give the same totals as a recompute. A delta is
-JSON-serializable (`to_dict`/`from_dict`) for the url-deltas topic (keyed by `url`), and has a
-deterministic `delta_id` (from window_id, url and bucket) so that a redelivered delta is
+deltas merged in any order, on any worker, give the same totals as a recompute. Deltas go to
+the url-deltas topic in batches (`encode_delta_records`/`decode_delta_record`; `to_dict`/
+`from_dict` are the first format, one delta per record), and each has a deterministic `delta_id` (from window_id, url and bucket) so that a redelivered delta is
 applied once.
 
 Decisions (see aggregates/SCHEMA.md):
