@@ -31,9 +31,10 @@ Decisions:
 """
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import deque
-from typing import Any, Callable, Optional, Sequence
+from operator import attrgetter
+from typing import Any, Callable, Container, Optional, Sequence
 
 from replaylens.aggregates.arithmetic import UrlStats, VitalStats, quantile, window_start
 from replaylens.aggregates.deltas import COUNTERS, VITALS, UrlDelta, hour_bucket, session_deltas
@@ -67,34 +68,41 @@ def format_mean(value: float) -> str:
     return f"{value:.2g}"
 
 
-def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: UrlStats, min_sessions: int) -> list[Comparison]:
+def _comparison(url: str, metric: str, session_value: float, baseline_value: float, baseline: str,
+                sample_size: int, worse: bool, text: str) -> dict[str, Any]:
+    """A comparison as the dict `Comparison(...).model_dump()` gives (same keys, order and types),
+    built directly: a model per comparison cost more than everything else in comparing a session."""
+    return {"url": url, "metric": metric, "session_value": float(session_value),
+            "baseline_value": float(baseline_value), "baseline": baseline, "sample_size": int(sample_size),
+            "worse": bool(worse), "text": text}
+
+
+def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: UrlStats,
+                       min_sessions: int) -> list[dict[str, Any]]:
     found = []
     for metric in VITALS:
-        vital = stats.vitals.get(metric)
-        if metric not in values or vital is None or vital.samples < min_sessions:
+        if metric not in values:
             continue
-        value, label = values[metric], VITAL_LABELS[metric]
-        found.append(Comparison(
-            url=url, metric=metric, session_value=value, baseline_value=vital.p75, baseline="p75",
-            sample_size=vital.samples, worse=value > vital.p75,
-            text=f"{label} {format_vital(metric, value)} vs p75 {format_vital(metric, vital.p75)} on {where}",
-        ))
+        vital = stats.vitals.get(metric)
+        if vital is None or vital.samples < min_sessions:
+            continue
+        value, p75 = values[metric], vital.p75
+        found.append(_comparison(
+            url, metric, value, p75, "p75", vital.samples, value > p75,
+            f"{VITAL_LABELS[metric]} {format_vital(metric, value)} vs p75 {format_vital(metric, p75)} on {where}"))
     return found
 
 
-def _error_comparisons(url: str, where: str, counts: dict[str, int], stats: UrlStats) -> list[Comparison]:
+def _error_comparisons(url: str, where: str, own: UrlDelta, stats: UrlStats) -> list[dict[str, Any]]:
     found = []
-    for metric, label, mean in (
-        ("js_errors", "JavaScript error", stats.js_errors_per_visit),
-        ("api_errors", "API error", stats.api_errors_per_visit),
+    for metric, label, count, mean in (
+        ("js_errors", "JavaScript error", own.js_errors, stats.js_errors_per_visit),
+        ("api_errors", "API error", own.api_errors, stats.api_errors_per_visit),
     ):
-        count = counts[metric]
         if count and mean is not None:
-            found.append(Comparison(
-                url=url, metric=metric, session_value=count, baseline_value=mean, baseline="mean",
-                sample_size=stats.visits, worse=count > mean,
-                text=f"{_plural(count, label)} on {where} where the average session sees {format_mean(mean)}",
-            ))
+            found.append(_comparison(
+                url, metric, count, mean, "mean", stats.visits, count > mean,
+                f"{_plural(count, label)} on {where} where the average session sees {format_mean(mean)}"))
     return found
 
 
@@ -115,56 +123,59 @@ def compare_session(
     Pass the session's `deltas` when already computed (for publishing) to skip recomputing them.
     """
     own_deltas = {d.url: d for d in (deltas if deltas is not None else session_deltas(session, normalizer))}
-    comparisons: list[Comparison] = []
-    for url in session_urls(session, normalizer):
-        baseline: Optional[UrlStats] = stats.get(url)
-        if baseline is None or baseline.visits < min_sessions:
-            continue
-        own = own_deltas[url]
-        where = display_path(url)
+    return [Comparison(**c) for url in session_urls(session, normalizer)
+            for c in _page_comparisons(url, own_deltas[url], stats.get(url), min_sessions)]
+
+
+def _page_comparisons(url: str, own: UrlDelta, baseline: Optional[UrlStats], min_sessions: int) -> list[dict[str, Any]]:
+    """One visited page's comparisons (as dicts) with its baseline; none below `min_sessions`."""
+    if baseline is None or baseline.visits < min_sessions:
+        return []
+    where = display_path(url)
+    comparisons: list[dict[str, Any]] = []
+    if own.vitals:
         worst = {m: max(values) for m, values in own.vitals.items() if values}
         comparisons += _vital_comparisons(url, where, worst, baseline, min_sessions)
-        comparisons += _error_comparisons(url, where, {"js_errors": own.js_errors, "api_errors": own.api_errors}, baseline)
-        comparisons += _frustration(url, where, own.rage_clicks + own.dead_clicks + own.error_clicks + own.mouse_thrashes, baseline)
+    if own.js_errors or own.api_errors:
+        comparisons += _error_comparisons(url, where, own, baseline)
+    signals = own.rage_clicks + own.dead_clicks + own.error_clicks + own.mouse_thrashes
+    if signals:
+        comparisons += _frustration(url, where, signals, baseline)
+    if own.time_on_page_ms:
         comparisons += _time_on_page(url, where, own.time_on_page_ms, baseline)
-        if own.bounces:
-            comparisons += _rate(url, where, "bounce_rate", "bounced from", baseline.bounce_rate, "bounce rate", baseline)
-        elif own.exits:
-            comparisons += _rate(url, where, "exit_rate", "left from", baseline.exit_rate, "exit rate", baseline)
+    if own.bounces:
+        comparisons += _rate(url, where, "bounce_rate", "bounced from", baseline.bounce_rate, "bounce rate", baseline)
+    elif own.exits:
+        comparisons += _rate(url, where, "exit_rate", "left from", baseline.exit_rate, "exit rate", baseline)
     return comparisons
 
 
-def _frustration(url: str, where: str, signals: int, stats: UrlStats) -> list[Comparison]:
+def _frustration(url: str, where: str, signals: int, stats: UrlStats) -> list[dict[str, Any]]:
     share = stats.frustration_share
     if not signals or share is None:
         return []
-    return [Comparison(
-        url=url, metric="frustration", session_value=signals, baseline_value=share, baseline="rate",
-        sample_size=stats.visits, worse=share < 0.5,
-        text=f"{_plural(signals, 'frustration signal')} on {where}, where {format_rate(share)} of sessions show frustration",
-    )]
+    return [_comparison(
+        url, "frustration", signals, share, "rate", stats.visits, share < 0.5,
+        f"{_plural(signals, 'frustration signal')} on {where}, where {format_rate(share)} of sessions show frustration")]
 
 
-def _time_on_page(url: str, where: str, spent_ms: int, stats: UrlStats) -> list[Comparison]:
+def _time_on_page(url: str, where: str, spent_ms: int, stats: UrlStats) -> list[dict[str, Any]]:
     mean = stats.avg_time_on_page_ms
     if not mean or not spent_ms or (mean / TIME_RATIO < spent_ms < TIME_RATIO * mean):
         return []  # unremarkable
     longer = spent_ms >= TIME_RATIO * mean
-    return [Comparison(
-        url=url, metric="time_on_page_ms", session_value=spent_ms, baseline_value=mean, baseline="mean",
-        sample_size=stats.visits, worse=longer,
-        text=f"{format_duration(spent_ms)} on {where} vs an average of {format_duration(mean)}",
-    )]
+    return [_comparison(
+        url, "time_on_page_ms", spent_ms, mean, "mean", stats.visits, longer,
+        f"{format_duration(spent_ms)} on {where} vs an average of {format_duration(mean)}")]
 
 
-def _rate(url: str, where: str, metric: str, verb: str, rate: Optional[float], label: str, stats: UrlStats) -> list[Comparison]:
+def _rate(url: str, where: str, metric: str, verb: str, rate: Optional[float], label: str,
+          stats: UrlStats) -> list[dict[str, Any]]:
     if rate is None:
         return []
-    return [Comparison(
-        url=url, metric=metric, session_value=1.0, baseline_value=rate, baseline="rate",
-        sample_size=stats.visits, worse=rate < 0.5,
-        text=f"{verb} {where}, a page whose {label} is {format_rate(rate)}",
-    )]
+    return [_comparison(
+        url, metric, 1.0, rate, "rate", stats.visits, rate < 0.5,
+        f"{verb} {where}, a page whose {label} is {format_rate(rate)}")]
 
 
 # --------------------------------------------------------------------------- batches in event time
@@ -172,32 +183,43 @@ def _rate(url: str, where: str, metric: str, verb: str, rate: Optional[float], l
 StatsReader = Callable[[Sequence[str], int], dict[str, UrlStats]]
 
 
-class _UrlWindow:
-    """Running totals of one URL over the batch's earlier sessions still inside the window."""
+_counters_of = attrgetter(*COUNTERS)
+_NO_COUNTERS = (0,) * len(COUNTERS)
 
-    __slots__ = ("deltas", "totals", "samples")
+
+class _UrlWindow:
+    """Running totals of one URL over the batch's earlier sessions still inside the window.
+    Samples are sorted only when a quantile or an eviction needs them (most comparisons take the
+    store's p75), and a stable sort of appended samples orders them as inserting each would."""
+
+    __slots__ = ("deltas", "totals", "samples", "unsorted")
 
     def __init__(self) -> None:
         self.deltas: deque[UrlDelta] = deque()
-        self.totals = dict.fromkeys(COUNTERS, 0)
+        self.totals = [0] * len(COUNTERS)  # in COUNTERS order
         self.samples: dict[str, list[float]] = {}
+        self.unsorted: set[str] = set()  # metrics whose samples were appended since the last sort
 
     def add(self, delta: UrlDelta) -> None:
         self.deltas.append(delta)
-        for name in COUNTERS:
-            self.totals[name] += getattr(delta, name)
+        self.totals = [a + b for a, b in zip(self.totals, _counters_of(delta))]
         for metric, values in delta.vitals.items():
-            ordered = self.samples.setdefault(metric, [])
-            for value in values:
-                insort(ordered, value)
+            self.samples.setdefault(metric, []).extend(values)
+            self.unsorted.add(metric)
+
+    def sorted_samples(self, metric: str) -> list[float]:
+        values = self.samples.get(metric) or []
+        if metric in self.unsorted:
+            values.sort()
+            self.unsorted.discard(metric)
+        return values
 
     def evict_before(self, bucket: int) -> None:
         while self.deltas and self.deltas[0].bucket < bucket:
             old = self.deltas.popleft()
-            for name in COUNTERS:
-                self.totals[name] -= getattr(old, name)
+            self.totals = [a - b for a, b in zip(self.totals, _counters_of(old))]
             for metric, values in old.vitals.items():
-                ordered = self.samples[metric]
+                ordered = self.sorted_samples(metric)
                 for value in values:
                     del ordered[bisect_left(ordered, value)]
 
@@ -211,29 +233,36 @@ class _Earlier:
 
     def add(self, deltas: list[UrlDelta]) -> None:
         for delta in deltas:
-            self.urls.setdefault(delta.url, _UrlWindow()).add(delta)
+            window = self.urls.get(delta.url)
+            if window is None:
+                window = self.urls[delta.url] = _UrlWindow()
+            window.add(delta)
 
-    def combined(self, url: str, stored: Optional[UrlStats], since_bucket: int, min_sessions: int) -> Optional[UrlStats]:
+    def combined(self, url: str, stored: Optional[UrlStats], since_bucket: int, min_sessions: int,
+                 metrics: Container[str] = VITALS) -> Optional[UrlStats]:
+        """The store's figures plus the batch's earlier sessions'; web vitals only for `metrics`
+        (the ones the session measured: no other is compared)."""
         window = self.urls.get(url)
         if window is not None:
             window.evict_before(since_bucket)
         if window is None or not window.deltas:
             return stored
-        stats = UrlStats(url, **{name: (getattr(stored, name) if stored else 0) + window.totals[name]
-                                 for name in COUNTERS})
+        base = _counters_of(stored) if stored else _NO_COUNTERS
+        stats = UrlStats(url, *[a + b for a, b in zip(base, window.totals)])
         for metric in VITALS:
+            if metric not in metrics:
+                continue
             from_store = stored.vitals.get(metric) if stored else None
-            values = window.samples.get(metric) or []
-            from_batch = (VitalStats(len(values), quantile(values, 0.75), quantile(values, 0.5))
-                          if values else None)
-            if from_store is None or from_batch is None:
-                chosen = from_store or from_batch
-            elif from_store.samples >= min_sessions or from_store.samples >= from_batch.samples:
-                chosen = VitalStats(from_store.samples + from_batch.samples, from_store.p75, from_store.median)
-            else:
-                chosen = VitalStats(from_store.samples + from_batch.samples, from_batch.p75, from_batch.median)
-            if chosen is not None:
-                stats.vitals[metric] = chosen
+            count = len(window.samples.get(metric) or ())
+            if not count:
+                if from_store is not None:
+                    stats.vitals[metric] = from_store
+            elif from_store is not None and (from_store.samples >= min_sessions or from_store.samples >= count):
+                stats.vitals[metric] = VitalStats(from_store.samples + count, from_store.p75, from_store.median)
+            else:  # the batch's samples are the larger (or the only) sample: their quantiles
+                values = window.sorted_samples(metric)
+                stats.vitals[metric] = VitalStats((from_store.samples if from_store else 0) + count,
+                                                  quantile(values, 0.75), quantile(values, 0.5))
         return stats
 
 
@@ -260,10 +289,13 @@ def compare_batch(sessions: list[dict[str, Any]], read_stats: StatsReader, norma
         stored = stored_by_hour[hour]
         since = window_start(at_ms, window_days)
         own = session_deltas(session, normalizer)
-        stats = {url: combined for url in session_urls(session, normalizer)
-                 if (combined := earlier.combined(url, stored.get(url), since, min_sessions)) is not None}
-        session["comparisons"] = [c.model_dump() for c in
-                                  compare_session(session, stats, normalizer, min_sessions, deltas=own)]
+        own_by_url = {d.url: d for d in own}
+        comparisons: list[dict[str, Any]] = []
+        for url in session_urls(session, normalizer):
+            delta = own_by_url[url]
+            baseline = earlier.combined(url, stored.get(url), since, min_sessions, delta.vitals)
+            comparisons += _page_comparisons(url, delta, baseline, min_sessions)
+        session["comparisons"] = comparisons
         if counts(session):
             earlier.add(own)
             all_deltas += own

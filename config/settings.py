@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     topic_dead_letter: str = Field(default="replay-dead-letter", description='Rejected and late messages, with the reason and origin')
     topic_closed_sessions: str = Field(default="replay-closed-sessions", description='Closed sessions out, keyed by session id')
     topic_summaries: str = Field(default="replay-summaries", description='Summaries out, keyed by session id')
-    topic_url_deltas: str = Field(default="replay-url-deltas", description='Per-URL aggregate deltas, keyed by normalized URL; every worker reads all of it')
+    topic_url_deltas: str = Field(default="replay-url-deltas", description='Per-URL aggregate deltas, in batches (no key); every worker reads all of it')
     topic_rekeyed: str = Field(default="replay-events-rekeyed", description='Internal: events that arrived without the session id as key, re-keyed')
     topic_partitions: int = Field(description='Partitions of every pipeline topic (must match across them)', default=8, ge=1)
     topic_replication: int = Field(description='Replication factor of the topics the pipeline creates', default=1, ge=1)

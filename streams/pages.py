@@ -17,72 +17,61 @@ _USER_ACTIONS = frozenset({"click", "input-change", "scroll", "highlight", "copy
                            "rage-click", "dead-click", "error-click", "mouse-thrash"})
 
 
-class _Clock:
-    """Splits the time of one visit into active, hidden and idle."""
-
-    def __init__(self, at: int, hidden: bool, idle: bool) -> None:
-        self.since = at
-        self.hidden, self.idle = hidden, idle
-        self.hidden_ms = self.idle_ms = 0
-
-    def advance(self, at: int) -> None:
-        spent = max(at - self.since, 0)
-        if self.hidden:
-            self.hidden_ms += spent
-        elif self.idle:
-            self.idle_ms += spent
-        self.since = max(at, self.since)
-
-
-def _marker(ev: dict[str, Any]) -> Optional[str]:
-    return ev.get("name") if ev.get("type") == "custom" else None
-
-
 def page_visits(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One visit per navigate (or per first URL seen before any navigate), in order."""
+    """One visit per navigate (or per first URL seen before any navigate), in order.
+
+    One pass with the open visit's clock in local variables (this runs for every closed session):
+    `since` is the time accounted up to, `hidden`/`idle` the state after the latest event."""
     visits: list[dict[str, Any]] = []
     current: Optional[dict[str, Any]] = None
-    clock: Optional[_Clock] = None
+    since = hidden_ms = idle_ms = count = 0
     hidden = idle = False
     for ev in events:
         at = ev["timestamp"]
-        url = ev.get("url")
-        if url and (ev["type"] == "navigate" or current is None):
-            if current is not None and clock is not None:
-                _close(current, clock, at)
-            current = {"url": url, "entered_at": at, "left_at": at, "time_on_page_ms": 0, "event_count": 0,
-                       "hidden_ms": 0, "idle_ms": 0}
-            clock = _Clock(at, hidden, idle)
-            visits.append(current)
-        if clock is not None:
-            clock.advance(at)
-        hidden, idle = _state_after(ev, hidden, idle)
-        if clock is not None:
-            clock.hidden, clock.idle = hidden, idle
+        kind = ev["type"]
+        if current is None or kind == "navigate":
+            url = ev.get("url")
+            if url:
+                if current is not None:
+                    _close(current, since, hidden, idle, hidden_ms, idle_ms, count, at)
+                current = {"url": url, "entered_at": at, "left_at": at, "time_on_page_ms": 0, "event_count": 0,
+                           "hidden_ms": 0, "idle_ms": 0}
+                visits.append(current)
+                since, hidden_ms, idle_ms, count = at, 0, 0, 0
         if current is not None:
-            current["event_count"] += 1
-    if current is not None and clock is not None and events:
-        _close(current, clock, events[-1]["timestamp"])
+            if at > since:
+                if hidden:
+                    hidden_ms += at - since
+                elif idle:
+                    idle_ms += at - since
+                since = at
+            count += 1
+        if kind == "custom":
+            marker = ev.get("name")
+            if marker == HIDDEN_STARTS:
+                hidden = True
+            elif marker == HIDDEN_ENDS:
+                hidden = False
+            elif marker == IDLE_STARTS:
+                idle = True
+            elif marker == IDLE_ENDS:
+                idle = False
+        elif kind in _USER_ACTIONS:
+            hidden = idle = False  # someone is there, looking
+    if current is not None:
+        _close(current, since, hidden, idle, hidden_ms, idle_ms, count, events[-1]["timestamp"])
     return visits
 
 
-def _state_after(ev: dict[str, Any], hidden: bool, idle: bool) -> tuple[bool, bool]:
-    marker = _marker(ev)
-    if marker == HIDDEN_STARTS:
-        return True, idle
-    if marker == HIDDEN_ENDS:
-        return False, idle
-    if marker == IDLE_STARTS:
-        return hidden, True
-    if marker == IDLE_ENDS:
-        return hidden, False
-    if ev["type"] in _USER_ACTIONS:
-        return False, False  # someone is there, looking
-    return hidden, idle
-
-
-def _close(visit: dict[str, Any], clock: _Clock, at: int) -> None:
-    clock.advance(at)
+def _close(visit: dict[str, Any], since: int, hidden: bool, idle: bool, hidden_ms: int, idle_ms: int,
+           count: int, at: int) -> None:
+    """End a visit at `at`: the time since `since` goes to the state the page was in."""
+    if at > since:
+        if hidden:
+            hidden_ms += at - since
+        elif idle:
+            idle_ms += at - since
     visit["left_at"] = at
-    visit["hidden_ms"], visit["idle_ms"] = clock.hidden_ms, clock.idle_ms
-    visit["time_on_page_ms"] = max(at - visit["entered_at"] - clock.hidden_ms - clock.idle_ms, 0)
+    visit["event_count"] = count
+    visit["hidden_ms"], visit["idle_ms"] = hidden_ms, idle_ms
+    visit["time_on_page_ms"] = max(at - visit["entered_at"] - hidden_ms - idle_ms, 0)

@@ -31,8 +31,9 @@ Rules (README 'Sessionization'):
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 from dataclasses import dataclass, field
-from typing import Any, Container, Iterable, Optional
+from typing import Any, Container, Iterable, Optional, Sequence
 
 import orjson
 
@@ -522,10 +523,16 @@ def _fit(session: dict[str, Any], max_bytes: int) -> None:
         session["trimmed"] = dropped
 
 
+_time_and_arrival = itemgetter(0, 1)
+
+
 def _closed_session(closed: Closed, signal_rules: SignalRules) -> dict[str, Any]:
     w = closed.window
-    ordered = sorted(w.events, key=lambda e: (e[0], e[1]))
-    events = [orjson.loads(e[4]) for e in ordered]
+    ordered = sorted(w.events, key=_time_and_arrival)
+    # One decode for the whole window: the buffered texts joined into one JSON array.
+    events = orjson.loads("[" + ",".join([e[4] for e in ordered]) + "]")
+    if len(events) != len(ordered):  # a text that is not one JSON value (never accepted)
+        raise ValueError(f"{len(ordered)} buffered events decoded as {len(events)}")
     for ev, buf in zip(events, ordered):
         ev["timestamp"] = buf[0]
     started, ended = ordered[0][0], ordered[-1][0]
@@ -548,14 +555,21 @@ def _closed_session(closed: Closed, signal_rules: SignalRules) -> dict[str, Any]
     }
 
 
-def session_context(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The latest non-empty user, org, device and location seen in the session."""
-    ctx: dict[str, Any] = {"user": None, "org": None, "device": None, "location": None}
-    for ev in events:
-        for name in ("user", "org", "device", "location"):
+_CONTEXT_FIELDS = ("user", "org", "device", "location")
+
+
+def session_context(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The latest non-empty user, org, device and location seen in the session (each looked for
+    from the last event back: usually the last event has it)."""
+    ctx: dict[str, Any] = {}
+    for name in _CONTEXT_FIELDS:
+        found = None
+        for ev in reversed(events):
             value = ev.get(name)
             if value:
-                ctx[name] = value
+                found = value
+                break
+        ctx[name] = found
     return ctx
 
 

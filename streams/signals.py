@@ -283,13 +283,18 @@ def automation_marker(text: Optional[str]) -> Optional[str]:
 def automation_evidence(events: Iterable[dict[str, Any]]) -> Optional[str]:
     """Why the session looks automated (a headless or webdriver user agent, automation markers in
     console output), or None. Only what the events carry: nothing is guessed."""
+    plain_agents: set[str] = set()  # user agents already searched (every event repeats one)
     for ev in events:
         device = ev.get("device") or {}
         if device.get("automation"):
             return str(device["automation"])
-        marker = automation_marker(device.get("user_agent"))
-        if marker:
-            return f"user agent names {marker}"
+        agent = device.get("user_agent")
+        if agent and agent not in plain_agents:
+            marker = automation_marker(agent)
+            if marker:
+                return f"user agent names {marker}"
+            if type(agent) is str:
+                plain_agents.add(agent)
         if ev.get("type") == "console-error":
             marker = automation_marker((ev.get("error") or {}).get("message"))
             if marker:

@@ -1,8 +1,8 @@
 """Every worker materializes ALL per-URL deltas into its own DuckDB file.
 
 Sessions are partitioned by session id, so each worker closes only some of them; a URL's figures
-must still cover every session. Workers publish their sessions' deltas to the url-deltas topic and
-each worker reads every partition of it (a consumer without a group, assigned all partitions),
+must still cover every session. Workers publish their sessions' deltas to the url-deltas topic (in
+batches, aggregates/deltas.py `encode_delta_records`) and each worker reads every partition of it (a consumer without a group, assigned all partitions),
 applying batches to its own file. Applying is idempotent by delta id, so reading from the start
 after a restart, or a redelivered delta, never counts twice.
 """
@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-import orjson
 from aiokafka import AIOKafkaConsumer
 
-from replaylens.aggregates.deltas import UrlDelta
+from replaylens.aggregates.deltas import UrlDelta, decode_delta_record
 from replaylens.aggregates.store import AggregateStore
 from replaylens.streams.consumers import stop_reader
 
@@ -49,19 +48,23 @@ class DeltaMaterializer:
         while True:
             await asyncio.sleep(self.batch_ms / 1000)  # let a batch build up: one transaction for it
             batches = await self._consumer.getmany(timeout_ms=self.batch_ms, max_records=self.max_records)
-            deltas = [d for recs in batches.values() for rec in recs if (d := self._decoded(rec)) is not None]
+            deltas = self._decoded_all(rec for recs in batches.values() for rec in recs)
             if deltas:
                 # DuckDB calls block; keep the event loop (Kafka heartbeats) free.
                 self.applied += await asyncio.to_thread(self.store.apply, deltas)
 
-    def _decoded(self, rec: Any) -> Optional[UrlDelta]:
-        """One record's delta; a malformed one is logged (origin only) and counted, not fatal."""
-        try:
-            return UrlDelta.from_dict(orjson.loads(rec.value))
-        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
-            self.skipped += 1
-            log.warning("url delta %s[%s]@%s skipped: %s", rec.topic, rec.partition, rec.offset, type(exc).__name__)
-            return None
+    def _decoded_all(self, records: Iterable[Any]) -> list[UrlDelta]:
+        """The records' deltas (a record holds a batch, or one delta in the first format); a
+        malformed record is logged (origin only) and counted, not fatal."""
+        deltas: list[UrlDelta] = []
+        for rec in records:
+            try:
+                deltas += decode_delta_record(rec.value)
+            except (ValueError, TypeError, AttributeError) as exc:
+                self.skipped += 1
+                log.warning("url deltas %s[%s]@%s skipped: %s", rec.topic, rec.partition, rec.offset,
+                            type(exc).__name__)
+        return deltas
 
     async def stop(self) -> None:
         await stop_reader(self._task, self._consumer)

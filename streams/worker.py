@@ -36,6 +36,7 @@ from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, M
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.partitioner import murmur2
 
+from replaylens.aggregates.deltas import encode_delta_records
 from replaylens.config.privacy import DEFAULT_POLICY
 from replaylens.config.settings import Settings
 from replaylens.schemas.dead_letter import original_fields
@@ -170,7 +171,7 @@ def flush_records(s: Settings, out: Flush) -> list[Record]:
                for d in out.dead_letters]
     records += [Record(s.topic_rekeyed, sid.encode(), text.encode()) for sid, text in out.rekeyed]
     records += [Record(s.topic_closed_sessions, c["session_id"].encode(), orjson.dumps(c)) for c in out.closed]
-    records += [Record(s.topic_url_deltas, d.url.encode(), orjson.dumps(d.to_dict())) for d in out.deltas]
+    records += [Record(s.topic_url_deltas, None, value) for value in encode_delta_records(out.deltas, s.max_record_bytes)]
     records += [Record(s.state_topic, key, value, p) for p, key, value in out.state]
     return records
 

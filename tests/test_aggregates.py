@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from replaylens.aggregates.arithmetic import UrlStats, VitalStats, median, p75, quantile, recompute, window_start
 from replaylens.aggregates.comparison import compare_session, format_duration, session_urls
-from replaylens.aggregates.deltas import COUNTERS, HOUR_MS, SITE_URL, UrlDelta, hour_bucket, session_deltas
+from replaylens.aggregates.deltas import (COUNTERS, HOUR_MS, SITE_URL, UrlDelta, decode_delta_record,
+                                          encode_delta_records, hour_bucket, session_deltas)
 from replaylens.aggregates.store import AggregateStore
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.sessions import ClosedSession
@@ -176,6 +177,31 @@ def test_delta_round_trips_through_json():
         assert UrlDelta.from_dict(wire) == delta
     with pytest.raises(ValueError, match="missing 'url'"):
         UrlDelta.from_dict({"delta_id": "x", "bucket": 0})
+
+
+def test_url_delta_records_hold_batches_and_the_one_delta_format_is_still_read():
+    deltas = [d for s in crafted_sessions() for d in session_deltas(s, NORM)]
+    records = encode_delta_records(deltas, max_bytes=1_000_000, per_record=3)
+    assert len(records) == -(-len(deltas) // 3)
+    assert [d for r in records for d in decode_delta_record(r)] == deltas
+    wire = json.loads(records[0])
+    assert wire["v"] == 2 and "v" not in wire["deltas"][0]
+    # A record larger than the limit is cut in two, down to one delta per record.
+    small = encode_delta_records(deltas, max_bytes=len(records[0]) - 1, per_record=3)
+    assert len(small) > len(records) and [d for r in small for d in decode_delta_record(r)] == deltas
+    # Format 1: one delta per record, as `to_dict` writes it.
+    assert decode_delta_record(json.dumps(deltas[0].to_dict()).encode()) == [deltas[0]]
+
+
+@pytest.mark.parametrize("value", [
+    b"not json", b"[1, 2]", b'{"v": 2}', b'{"v": 2, "deltas": [{"delta_id": "x", "bucket": 1.5, "url": "u"}]}',
+    b'{"v": 2, "deltas": [{"delta_id": "x", "bucket": 0, "url": "u", "vitals": {"fid": [1.0]}}]}',
+    b'{"v": 2, "deltas": [{"delta_id": "x", "bucket": 0, "url": "u", "vitals": {"lcp": []}}]}',
+    b'{"v": 1, "delta_id": "x", "bucket": 0}',
+])
+def test_a_malformed_url_delta_record_is_a_value_error(value):
+    with pytest.raises(ValueError):
+        decode_delta_record(value)
 
 
 def test_delta_ids_are_stable_and_distinct():
@@ -432,6 +458,7 @@ def test_url_stats_is_a_plain_value():
     assert stats.to_dict()["bounce_rate"] == 0.5 and set(COUNTERS) <= set(stats.to_dict())
 
 
-def test_delta_fields_follow_counter_order():
+def test_delta_and_stats_fields_follow_counter_order():
     from dataclasses import fields
-    assert tuple(f.name for f in fields(UrlDelta))[3:-1] == COUNTERS
+    assert UrlDelta.__struct_fields__[3:-1] == COUNTERS  # merge_rows and the comparisons rely on it
+    assert tuple(f.name for f in fields(UrlStats))[1:-1] == COUNTERS

@@ -10,6 +10,7 @@ from replaylens.aggregates.comparison import compare_batch
 from replaylens.aggregates.store import AggregateStore
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.config.settings import Settings
+from replaylens.schemas.sessions import Comparison
 from replaylens.streams.embedded import EmbeddedPipeline
 from replaylens.streams.simulator import simulate_bytes
 from tests.sessions_factory import make_session
@@ -63,6 +64,17 @@ def test_batch_sessions_outside_the_window_leave_it():
     late = visit(200, LAST_MONTH + 10 * DAY_MS)
     compare_batch(sessions + [late], lambda urls, at: {}, NORMALIZER, MIN_SESSIONS, 7)
     assert late["comparisons"] == [] and sessions[-1]["comparisons"]
+
+
+def test_batch_comparisons_are_exactly_what_the_comparison_model_dumps():
+    # built as dicts for speed: they must stay what Comparison(...).model_dump() gives
+    sessions = [visit(n, LAST_MONTH + n * 60_000, lcp=1000.0 + n) for n in range(30)]
+    compare_batch(sessions, lambda urls, at: {}, NORMALIZER, MIN_SESSIONS, 7)
+    found = [c for s in sessions for c in s["comparisons"]]
+    assert found and {c["metric"] for c in found} >= {"lcp", "bounce_rate"}
+    for c in found:
+        assert Comparison(**c).model_dump() == c and list(Comparison(**c).model_dump()) == list(c)
+        assert type(c["session_value"]) is float and type(c["baseline_value"]) is float
 
 
 def test_most_sessions_of_a_fresh_run_have_comparisons(tmp_path):

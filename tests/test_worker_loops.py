@@ -1,4 +1,4 @@
-"""Pure parts of the worker's loops: the read clock and the summarize commit rule."""
+"""Pure parts of the worker's loops: the read clock, the summarize commit rule, the url-delta records."""
 from __future__ import annotations
 
 from replaylens.streams.worker import ReadClock, _PartitionProgress, _Pending, too_large_dead_letter
@@ -51,3 +51,34 @@ async def test_the_sessionize_consumer_keeps_events_and_rekeys_co_partitioned():
     for assignment in assignor.assign(Cluster(), members).values():
         by_topic = dict(assignment.assignment)
         assert by_topic["events"] == by_topic["rekeyed"]  # partition p of both: the same worker
+
+
+def test_a_flush_publishes_its_url_deltas_in_batches_that_every_materializer_reads(tmp_path):
+    from types import SimpleNamespace
+
+    import orjson
+
+    from replaylens.aggregates.deltas import UrlDelta
+    from replaylens.aggregates.store import AggregateStore
+    from replaylens.config.settings import Settings
+    from replaylens.streams.stage import Flush
+    from replaylens.streams.url_deltas import DeltaMaterializer
+    from replaylens.streams.worker import flush_records
+
+    s = Settings()
+    deltas = [UrlDelta(f"d{i}", 0, f"https://s/{i % 7}", visits=1, vitals={"lcp": [100.0 + i]}) for i in range(1_200)]
+    records = [r for r in flush_records(s, Flush(deltas=deltas)) if r.topic == s.topic_url_deltas]
+    assert len(records) == 3 and all(r.key is None and len(r.value) <= s.max_record_bytes for r in records)
+    old_format = UrlDelta("old", 0, "https://s/old", visits=2).to_dict()  # one delta per record, as before
+    values = [r.value for r in records] + [orjson.dumps(old_format), b'{"v": 2, "deltas": [{}]}']
+    store = AggregateStore(tmp_path / "a.duckdb")
+    try:
+        materializer = DeltaMaterializer("unused:9092", s.topic_url_deltas, store)
+        read = materializer._decoded_all(SimpleNamespace(value=v, topic="t", partition=0, offset=n)
+                                         for n, v in enumerate(values))
+        assert materializer.skipped == 1  # the malformed record, counted and logged, not fatal
+        assert read[:len(deltas)] == deltas and read[-1].delta_id == "old"
+        assert store.apply(read) == len(deltas) + 1 and store.apply(read) == 0  # idempotent by delta id
+        assert store.url_stats(None, 0)["https://s/old"].visits == 2
+    finally:
+        store.close()

@@ -114,6 +114,11 @@ async def produce(bootstrap: str, topic_name: str, records: list[tuple[Optional[
         await producer.stop()
 
 
+def delta_ids(records: list[Any]) -> set[str]:
+    """The ids of the url deltas in records of the url-deltas topic (each holds a batch)."""
+    return {d["delta_id"] for r in records for d in r["value"]["deltas"]}
+
+
 class TopicReader:
     """Reads every partition of a topic from the start, accumulating decoded records."""
 

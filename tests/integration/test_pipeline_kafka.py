@@ -17,7 +17,8 @@ from replaylens.aggregates.store import AggregateStore
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.summaries import Summary
 from tests.integration.test_sessionize_kafka import SESSION_SETTINGS, by_session, simulated
-from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
+from tests.worker_process import (TopicReader, WorkerProcess, create_topics, delta_ids, pipeline_env, produce,
+                                   topic)
 
 pytestmark = pytest.mark.kafka
 
@@ -86,7 +87,7 @@ async def test_two_workers_summaries_on_topic_and_aggregates_agree(kafka_bootstr
     assert len(sessions) == len(expected)
 
     # Aggregates: each file equals the recompute over all sessions, not just its own share.
-    delta_ids = {r["value"]["delta_id"] for r in deltas.records}
+    ids = delta_ids(deltas.records)
     now_ms = int(time.time() * 1000)
     oracle = recompute(sessions, UrlNormalizer(), now_ms, 7)
     assert oracle and "*" in oracle
@@ -94,7 +95,7 @@ async def test_two_workers_summaries_on_topic_and_aggregates_agree(kafka_bootstr
         store = AggregateStore(tmp_path / name / "aggregates.duckdb", read_only=True)
         try:
             _cols, rows = store.query("SELECT count(*) FROM applied_deltas")
-            assert rows[0][0] == len(delta_ids), f"worker {name} applied {rows[0][0]} of {len(delta_ids)}"
+            assert rows[0][0] == len(ids), f"worker {name} applied {rows[0][0]} of {len(ids)}"
             assert store.url_stats(None, now_ms) == oracle, f"worker {name} disagrees with the recompute"
         finally:
             store.close()

@@ -24,7 +24,8 @@ from replaylens.config.settings import Settings
 from replaylens.sinks.ndjson import read_summaries
 from replaylens.streams.embedded import EmbeddedPipeline
 from tests.integration.test_sessionize_kafka import by_session, simulated
-from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
+from tests.worker_process import (TopicReader, WorkerProcess, create_topics, delta_ids, pipeline_env, produce,
+                                   topic)
 
 pytestmark = pytest.mark.kafka
 
@@ -109,7 +110,7 @@ async def test_embedded_and_worker_give_the_same_sessions_and_summaries(kafka_bo
                                   timeout_s=90, alive=worker.assert_alive)
             async with TopicReader(kafka_bootstrap, topic(env, "url_deltas")) as deltas:
                 await deltas.until(lambda rs: False, timeout_s=2)
-            await materialized(tmp_path / "worker" / "status.json", {r["value"]["delta_id"] for r in deltas.records},
+            await materialized(tmp_path / "worker" / "status.json", delta_ids(deltas.records),
                                worker.assert_alive)
             await produce(kafka_bootstrap, topic(env, "events"),
                           [(e["session_id"].encode(), orjson.dumps(e)) for e in events_b])
