@@ -73,3 +73,22 @@ def history_baseline(history: list[int], min_windows: int) -> Optional[Baseline]
     ordered = sorted(history)
     kept = ordered[: max(1, math.ceil(len(ordered) * TRIMMED_SHARE))]
     return Baseline(max(float(median(ordered)), sum(kept) / len(kept)), "recent-windows", len(history))
+
+
+# Beyond this many standard deviations above the mean, a Poisson tail is far below any useful
+# p-value: no need to sum it.
+_TAIL_SIGMAS = 8.0
+
+
+def poisson_tail(count: int, mean: float) -> float:
+    """P(X >= count) for X ~ Poisson(mean): how likely a window at least this full is by chance
+    at the baseline rate (an upper bound of 1e-9-ish is returned as 0 far out in the tail)."""
+    if count <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    if count > mean + _TAIL_SIGMAS * math.sqrt(mean) + _TAIL_SIGMAS:
+        return 0.0
+    log_mean = math.log(mean)
+    below = sum(math.exp(k * log_mean - mean - math.lgamma(k + 1)) for k in range(count))
+    return max(0.0, 1.0 - below)

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from replaylens.alerts.baseline import Baseline, history_baseline
+from replaylens.alerts.baseline import Baseline, history_baseline, poisson_tail
 from replaylens.alerts.format import alert_text
 from replaylens.alerts.observations import Observation
 from replaylens.config.alert_rules import AlertRules
@@ -270,7 +270,8 @@ class AlertEngine:
         r = self.rules
         baseline = self._baseline(state.url, signal, track, t)
         over = (baseline is not None and view.count >= r.minimum(signal)
-                and len(view.sessions) >= r.min_sessions and view.count >= r.ratio * baseline.value)
+                and len(view.sessions) >= r.min_sessions and view.count >= r.ratio * baseline.value
+                and poisson_tail(view.count, baseline.value) <= r.max_p_value)
         # One flag per step; N-of-M reads every k-th flag: the last m DISJOINT windows ending now
         # (overlapping windows would let one burst fill all m).
         k = r.window_ms // r.step_ms

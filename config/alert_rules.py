@@ -59,6 +59,7 @@ class AlertRules(BaseModel):
     min_count: int = Field(default=5, ge=1, description="...and at least this many occurrences")
     min_count_by_signal: dict[str, int] = Field(default_factory=dict, description="Per-signal minimums")
     min_sessions: int = Field(default=3, ge=1, description="...and at least this many distinct sessions")
+    max_p_value: float = Field(default=0.001, gt=0, le=1, description="...and unlikely as chance: the Poisson probability of at least that count at the baseline rate is at most this (low counts)")
     n: int = Field(default=2, ge=1, description="Fire when n of the last m disjoint windows (ending now) are over")
     m: int = Field(default=3, ge=1)
     clear_windows: int = Field(default=3, ge=1, description="Consecutive windows not over that end a spike (all-clear)")

@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import example, given, settings as hsettings, strategies as st
 
 from replaylens.alerts.baseline import Baseline, hourly_baseline, history_baseline
 from replaylens.alerts.engine import AlertEngine
@@ -100,6 +100,7 @@ def test_spike_fires_once_with_figures_and_links_then_one_all_clear():
 
 @hsettings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), rate=st.integers(1, 12))
+@example(seed=9943, rate=1)  # 9-11 a window against a baseline of 3 by chance: ratio alone fired
 def test_steady_traffic_yields_no_alert_over_many_windows(seed, rate):
     rng = random.Random(seed)
     engine = AlertEngine(rules())
@@ -371,3 +372,12 @@ def test_the_rules_record_round_trips_and_a_bad_one_is_ignored():
     assert effective_rules(settings_rules, {}).describe()["source"] == "settings"
     live = effective_rules(settings_rules, {RULES_KEY: record}).describe()
     assert live["source"] == "api" and live["rules"]["ratio"] == 6.0 and live["updated_at"] == record.updated_at
+
+
+def test_poisson_tail_is_the_chance_of_a_window_that_full():
+    from replaylens.alerts.baseline import poisson_tail
+
+    assert poisson_tail(9, 3.0) == pytest.approx(0.0038, abs=0.0001)
+    assert poisson_tail(6, 3.0) == pytest.approx(0.0839, abs=0.0001)
+    assert poisson_tail(0, 3.0) == 1.0 and poisson_tail(1, 0.0) == 0.0
+    assert poisson_tail(30, 10.0) < 1e-6 and poisson_tail(10_000, 10.0) == 0.0
