@@ -45,7 +45,10 @@ _MIN_KEEP = 64  # characters of a string, or items of a list, that a cut always 
 
 
 # The keys of the fields masking may change, as they are written in a message (escape-free).
-_KEY_TOKENS = {key: b'"' + key.encode() + b'"' for key in ("value", "url", "text", "message", "request_url", "email", "name")}
+_KEY_TOKENS = {key: orjson.dumps(key) for key in ("value", "url", "text", "message", "request_url", "email", "name")}
+# JSON tokens of the strings masking swaps, remembered (bounded, cleared whole when full).
+_TOKENS: dict[str, bytes] = {}
+TOKEN_MEMO_ENTRIES = 50_000
 _CTX_FIELDS = ("id", "email", "name", "type", "os", "browser", "country", "region", "city", "selector", "text")
 
 
@@ -196,13 +199,16 @@ class EventDecoder:
             return None
         find, spans = raw.find, []
         for key, value, masked in swaps:
-            key_token = _KEY_TOKENS.get(key) or b'"' + key.encode() + b'"'
+            key_token = _KEY_TOKENS.get(key) or _json_token(key)
             at = find(key_token) + len(key_token)
-            value_token = b':"' + value.encode() + b'"'
-            if (at < len(key_token) or find(key_token, at) >= 0
-                    or not raw.startswith(value_token, at)):
+            value_token = b":" + _json_token(value)
+            if (at < len(key_token) or not raw.startswith(value_token, at)
+                    or find(key_token, at) >= 0):
                 return None
-            spans.append((at + 1, at + len(value_token), orjson.dumps(masked)))
+            spans.append((at + 1, at + len(value_token), _json_token(masked)))
+        if len(spans) == 1:  # the usual case: one email
+            start, end, replacement = spans[0]
+            return raw[:start] + replacement + raw[end:]
         spans.sort()
         parts, pos = [], 0
         for start, end, replacement in spans:
@@ -257,6 +263,16 @@ class EventDecoder:
         if len(data) > self.max_event_bytes:
             data = orjson.dumps(cap_event(obj, self.max_event_bytes, len(data)))
         return Accepted(obj["session_id"], obj["event_id"], ts, obj["type"], data.decode())
+
+
+def _json_token(text: str) -> bytes:
+    """`text` as a JSON string token (remembered: emails, their hashes and URLs repeat)."""
+    token = _TOKENS.get(text)
+    if token is None:
+        if len(_TOKENS) >= TOKEN_MEMO_ENTRIES:
+            _TOKENS.clear()
+        token = _TOKENS[text] = orjson.dumps(text)
+    return token
 
 
 def _sub(obj: dict, name: str, field: str) -> Any:
