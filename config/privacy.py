@@ -353,47 +353,18 @@ class PrivacyPolicy:
     def _text_changes(self, text: Optional[str]) -> bool:
         return bool(text) and _may_hold_pii(text) and self.text(text) != text
 
-    def struct_needs_masking(self, ev: Any) -> bool:
-        """`event_needs_masking` for a decoded struct (attributes named as the event's fields,
-        sub-objects as structs or None), with remembered URL and text results looked up first
-        (pages and labels repeat): the ingest hot path's pre-check."""
-        if ev.value is not None:
-            return True
-        url = ev.url
-        if url and self._url_changes(url):
-            return True
-        if ev.properties and self.properties_need_masking(ev.properties):
-            return True
-        target, error = ev.target, ev.error
-        if target is not None and target.text and self._text_differs(target.text):
-            return True
-        if error is not None and (error.message and self._text_differs(error.message)
-                                  or error.request_url and self._url_changes(error.request_url)):
-            return True
-        if self.keep_identity:
-            return False
-        user, org = ev.user, ev.org
-        return bool(user is not None and user.email and not user.email.startswith(KEYED_HASH_PREFIX)
-                    or org is not None and org.name and not org.name.startswith(KEYED_HASH_PREFIX))
-
-    def _url_changes(self, url: str) -> bool:
-        done = self._urls.get(url)
-        return (done if done is not None else self.url(url)) != url
-
-    def _text_differs(self, text: str) -> bool:
-        # text() changes nothing without an "@"-like hint or a digit: the same answer as
-        # _text_changes, with the remembered result looked up before any regular expression.
-        done = self._texts.get(text)
-        return (done if done is not None else self.text(text)) != text
-
-    def masked_strings(self, ev: Any) -> Optional[list[tuple[str, str, str]]]:
-        """What `mask_event` does to a decoded struct (as `struct_needs_masking` takes), when all
-        it does is replace string values by other strings: (key of the field, value, masked
-        value) for each one it changes. None when it does more (a non-string property value
-        masked, nested properties): the caller then masks the decoded dict."""
+    def masking_swaps(self, ev: Any) -> Optional[list[tuple[str, str, str]]]:
+        """What `mask_event` does to a decoded event struct (attributes named as the event's
+        fields, sub-objects as structs or None), for the ingest fast path: a list of (key of the
+        field, value, masked value) when all it does is replace string values by others (empty
+        when `event_needs_masking` is false: nothing to do); None when the caller must mask the
+        decoded dict (a non-string property value masked, nested properties, or a field the
+        pre-check always re-encodes that keeps its value)."""
         out: list[tuple[str, str, str]] = []
+        recheck = False  # `event_needs_masking` is true although nothing may change
         target, error = ev.target, ev.error
         if ev.value is not None:
+            recheck = True
             selector = target.selector if target is not None else None
             allowed = self.unmask_inputs or bool(self.allowed_fields) and selector in self.allowed_fields
             _changed(out, "value", ev.value, self.text(ev.value) if allowed else MASK)
@@ -406,25 +377,21 @@ class PrivacyPolicy:
                 _changed(out, "message", error.message, self.text(error.message))
             if error.request_url:
                 _changed(out, "request_url", error.request_url, self.url(error.request_url))
-        if ev.properties and not self._property_strings(ev.properties, out):
-            return None
+        props = ev.properties
+        if props:
+            for key, value in props.items():
+                kind = type(value)
+                if kind is str:
+                    recheck = True
+                    _changed(out, key, value, self.text(value) if self.property_allowed(key) else MASK)
+                elif kind is dict or kind is list or not self.property_allowed(key):
+                    return None
         user, org = ev.user, ev.org
         if user is not None and user.email:
             _changed(out, "email", user.email, self.identity_key(user.email))
         if org is not None and org.name:
             _changed(out, "name", org.name, self.identity_key(org.name))
-        return out
-
-    def _property_strings(self, props: dict[str, Any], out: list[tuple[str, str, str]]) -> bool:
-        """`properties(props)` as string replacements appended to `out`; False when it changes
-        a value that is not a string, or the properties nest."""
-        for key, value in props.items():
-            kind = type(value)
-            if kind is str:
-                _changed(out, key, value, self.text(value) if self.property_allowed(key) else MASK)
-            elif kind in (dict, list) or not self.property_allowed(key):
-                return False
-        return True
+        return None if recheck and not out else out
 
     # ------------------------------------------------------------------ dead letters
     def dead_letter_original(self, raw: bytes) -> dict[str, str]:

@@ -177,25 +177,27 @@ class EventDecoder:
         event id, is not from the future and needs no masking or only strings swapped."""
         if ev.event_id is None or ev.timestamp > now_ms + self.future_tolerance_ms:
             return None
-        if not self.masker.struct_needs_masking(ev):
-            if len(raw) > self.max_event_bytes:
+        swaps = self.masker.masking_swaps(ev)
+        if swaps is None:
+            return None
+        if swaps:
+            data = self._masked_in_place(raw, swaps)
+            if data is None:
                 return None
-            data = raw  # the hot path: the original bytes kept
         else:
-            data = self._masked_in_place(raw, ev)
-            if data is None or len(data) > self.max_event_bytes:
-                return None
+            data = raw  # the hot path: the original bytes kept
+        if len(data) > self.max_event_bytes:
+            return None
         return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, data.decode())
 
-    def _masked_in_place(self, raw: bytes, ev: Any) -> Optional[bytes]:
+    def _masked_in_place(self, raw: bytes, swaps: list[tuple[str, str, str]]) -> Optional[bytes]:
         """The event's bytes with each string `mask_event` changes swapped for its masked value:
         the same decoded event as masking the decoded dict, without decoding and encoding it
         again. None when that cannot be done safely on the bytes. Safe means: no escape in the
         message (every string is written as its plain token, every quote is a string's edge),
         the changed field's key exactly once (so it is that field's key, and no duplicate key
         hides a second value) and directly followed by `:` and the value's token."""
-        swaps = self.masker.masked_strings(ev)
-        if not swaps or b"\\" in raw:
+        if b"\\" in raw:
             return None
         find, spans = raw.find, []
         for key, value, masked in swaps:

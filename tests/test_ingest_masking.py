@@ -115,6 +115,19 @@ def _kept_elsewhere(obj: dict, secret: str) -> bool:
             or secret == obj.get("url"))
 
 
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events)
+def test_the_swaps_are_empty_exactly_when_the_pre_check_says_nothing_to_mask(obj):
+    """The original bytes are kept only when `event_needs_masking` (the decoded-dict rule) is
+    false, as before the swaps existed."""
+    swaps = POLICY.masking_swaps(_fast_decoder.decode(orjson.dumps(obj)))
+    sub = lambda name, field: (obj.get(name) or {}).get(field)  # noqa: E731
+    needs = POLICY.event_needs_masking(obj.get("value"), obj.get("url"), sub("target", "text"),
+                                       sub("error", "message"), sub("error", "request_url"),
+                                       obj.get("properties"), sub("user", "email"), sub("org", "name"))
+    assert (swaps == []) == (not needs)
+
+
 def test_the_common_cases_take_the_bytes_path():
     """Not a speed test: the cases the simulator sends most are swapped on the bytes (the
     decoded-dict path would give the same event; this says the cheaper path is the one used)."""
@@ -127,7 +140,7 @@ def test_the_common_cases_take_the_bytes_path():
     ]
     for extra in cases:
         raw = orjson.dumps({"session_id": "s1", "event_id": "e1", "timestamp": NOW, "type": "click", **extra})
-        swapped = dec._masked_in_place(raw, _fast_decoder.decode(raw))
+        swapped = dec._masked_in_place(raw, POLICY.masking_swaps(_fast_decoder.decode(raw)))
         assert swapped is not None, extra
         assert orjson.loads(swapped) == orjson.loads(_slow(raw).json)
 
