@@ -353,6 +353,46 @@ class PrivacyPolicy:
     def _text_changes(self, text: Optional[str]) -> bool:
         return bool(text) and _may_hold_pii(text) and self.text(text) != text
 
+    def masking_swaps(self, ev: Any) -> Optional[list[tuple[str, str, str]]]:
+        """What `mask_event` does to a decoded event struct (attributes named as the event's
+        fields, sub-objects as structs or None), for the ingest fast path: a list of (key of the
+        field, value, masked value) when all it does is replace string values by others (empty
+        when `event_needs_masking` is false: nothing to do); None when the caller must mask the
+        decoded dict (a non-string property value masked, nested properties, or a field the
+        pre-check always re-encodes that keeps its value)."""
+        out: list[tuple[str, str, str]] = []
+        recheck = False  # `event_needs_masking` is true although nothing may change
+        target, error = ev.target, ev.error
+        if ev.value is not None:
+            recheck = True
+            selector = target.selector if target is not None else None
+            allowed = self.unmask_inputs or bool(self.allowed_fields) and selector in self.allowed_fields
+            _changed(out, "value", ev.value, self.text(ev.value) if allowed else MASK)
+        if ev.url:
+            _changed(out, "url", ev.url, self.url(ev.url))
+        if target is not None and target.text:
+            _changed(out, "text", target.text, self.text(target.text))
+        if error is not None:
+            if error.message:
+                _changed(out, "message", error.message, self.text(error.message))
+            if error.request_url:
+                _changed(out, "request_url", error.request_url, self.url(error.request_url))
+        props = ev.properties
+        if props:
+            for key, value in props.items():
+                kind = type(value)
+                if kind is str:
+                    recheck = True
+                    _changed(out, key, value, self.text(value) if self.property_allowed(key) else MASK)
+                elif kind is dict or kind is list or not self.property_allowed(key):
+                    return None
+        user, org = ev.user, ev.org
+        if user is not None and user.email:
+            _changed(out, "email", user.email, self.identity_key(user.email))
+        if org is not None and org.name:
+            _changed(out, "name", org.name, self.identity_key(org.name))
+        return None if recheck and not out else out
+
     # ------------------------------------------------------------------ dead letters
     def dead_letter_original(self, raw: bytes) -> dict[str, str]:
         """What a dead letter keeps of a rejected message: the masked text (a JSON message is
@@ -411,6 +451,11 @@ def _decoded(value: str) -> str:
             break
         value = decoded
     return value
+
+
+def _changed(out: list[tuple[str, str, str]], key: str, value: str, masked: Any) -> None:
+    if masked != value:
+        out.append((key, value, masked))
 
 
 def _may_hold_pii(text: Optional[str]) -> bool:

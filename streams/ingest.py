@@ -44,6 +44,11 @@ _CORE_FIELDS = ("session_id", "event_id", "timestamp", "type", "url", "name")
 _MIN_KEEP = 64  # characters of a string, or items of a list, that a cut always keeps
 
 
+# The keys of the fields masking may change, as they are written in a message (escape-free).
+_KEY_TOKENS = {key: orjson.dumps(key) for key in ("value", "url", "text", "message", "request_url", "email", "name")}
+# JSON tokens of the strings masking swaps, remembered (bounded, cleared whole when full).
+_TOKENS: dict[str, bytes] = {}
+TOKEN_MEMO_ENTRIES = 50_000
 _CTX_FIELDS = ("id", "email", "name", "type", "os", "browser", "country", "region", "city", "selector", "text")
 
 
@@ -139,14 +144,17 @@ class EventDecoder:
                 return Rejected("invalid-json", f"not JSON: text is not valid UTF-8 ({exc.reason})")
         try:
             ev = _fast_decoder.decode(raw)
-            text = raw.decode() if ev.properties is None or _properties_safe(ev.properties) else None
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             ev = None  # the slow path says precisely what is wrong
-        if ev is not None and text is not None and _satisfies_contract_rules(ev):
-            if self._unchanged(ev, now_ms) and len(raw) <= self.max_event_bytes:
-                # The hot path: one pass, the original bytes kept.
-                return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, text)
-            return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
+        if (ev is not None and (ev.properties is None or _properties_safe(ev.properties))
+                and _satisfies_contract_rules(ev)):
+            try:
+                accepted = self._fast(raw, ev, now_ms)
+                if accepted is not None:
+                    return accepted
+                return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
+            except (UnicodeDecodeError, orjson.JSONDecodeError):
+                pass  # not valid UTF-8 after all: the slow path says so
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -164,16 +172,52 @@ class EventDecoder:
         except Exception as exc:  # noqa: BLE001 - isolation, as in decode()
             return _unprocessable(exc)
 
-    def _unchanged(self, ev: Any, now_ms: int) -> bool:
-        """A valid event that needs no event id, no masking and is not from the future."""
-        error = ev.error
-        return (ev.event_id is not None and ev.timestamp <= now_ms + self.future_tolerance_ms
-                and not self.masker.event_needs_masking(
-                    ev.value, ev.url, ev.target.text if ev.target is not None else None,
-                    error.message if error is not None else None,
-                    error.request_url if error is not None else None, ev.properties,
-                    ev.user.email if ev.user is not None else None,
-                    ev.org.name if ev.org is not None else None))
+    def _fast(self, raw: bytes, ev: Any, now_ms: int) -> Optional[Accepted]:
+        """A valid event decoded by msgspec, accepted without the dict round trip when it has an
+        event id, is not from the future and needs no masking or only strings swapped."""
+        if ev.event_id is None or ev.timestamp > now_ms + self.future_tolerance_ms:
+            return None
+        swaps = self.masker.masking_swaps(ev)
+        if swaps is None:
+            return None
+        if swaps:
+            data = self._masked_in_place(raw, swaps)
+            if data is None:
+                return None
+        else:
+            data = raw  # the hot path: the original bytes kept
+        if len(data) > self.max_event_bytes:
+            return None
+        return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, data.decode())
+
+    def _masked_in_place(self, raw: bytes, swaps: list[tuple[str, str, str]]) -> Optional[bytes]:
+        """The event's bytes with each string `mask_event` changes swapped for its masked value:
+        the same decoded event as masking the decoded dict, without decoding and encoding it
+        again. None when that cannot be done safely on the bytes. Safe means: no escape in the
+        message (every string is written as its plain token, every quote is a string's edge),
+        the changed field's key exactly once (so it is that field's key, and no duplicate key
+        hides a second value) and directly followed by `:` and the value's token."""
+        if b"\\" in raw:
+            return None
+        find, spans = raw.find, []
+        for key, value, masked in swaps:
+            key_token = _KEY_TOKENS.get(key) or _json_token(key)
+            at = find(key_token) + len(key_token)
+            value_token = b":" + _json_token(value)
+            if (at < len(key_token) or not raw.startswith(value_token, at)
+                    or find(key_token, at) >= 0):
+                return None
+            spans.append((at + 1, at + len(value_token), _json_token(masked)))
+        if len(spans) == 1:  # the usual case: one email
+            start, end, replacement = spans[0]
+            return raw[:start] + replacement + raw[end:]
+        spans.sort()
+        parts, pos = [], 0
+        for start, end, replacement in spans:
+            parts += (raw[pos:start], replacement)
+            pos = end
+        parts.append(raw[pos:])
+        return b"".join(parts)
 
     def _validated(self, obj: dict, now_ms: int, raw: Union[bytes, str, None]) -> Union[Accepted, Rejected]:
         if not _depth_within(obj, EVENT_MAX_DEPTH):
@@ -221,6 +265,16 @@ class EventDecoder:
         if len(data) > self.max_event_bytes:
             data = orjson.dumps(cap_event(obj, self.max_event_bytes, len(data)))
         return Accepted(obj["session_id"], obj["event_id"], ts, obj["type"], data.decode())
+
+
+def _json_token(text: str) -> bytes:
+    """`text` as a JSON string token (remembered: emails, their hashes and URLs repeat)."""
+    token = _TOKENS.get(text)
+    if token is None:
+        if len(_TOKENS) >= TOKEN_MEMO_ENTRIES:
+            _TOKENS.clear()
+        token = _TOKENS[text] = orjson.dumps(text)
+    return token
 
 
 def _sub(obj: dict, name: str, field: str) -> Any:

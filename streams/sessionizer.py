@@ -145,7 +145,9 @@ class AddResult:
     late_reason: Optional[str] = None
 
 
+# Shared results of the common outcomes (never mutated): no allocation per event.
 _ACCEPTED = AddResult(True)
+_DUPLICATE = AddResult(False, duplicate=True)
 
 
 def utf8_size(text: str) -> int:
@@ -177,27 +179,44 @@ class Sessionizer:
         """Add one event. Only an already closed part of its session makes it late (never the
         watermark alone), so `rekeyed` (events that took a detour through the re-key topic) is
         kept for the callers' sake and needs no rule of its own."""
-        r = self.rules
         ts, sid = ev.timestamp, ev.session_id
         state = self.keys.get(sid)
         if state is not None and len(state.windows) == 1 and ev.type != "session-end":
             # Fast path, the usual case: the next event of the one open session of this id.
-            w = state.windows[0]
-            if (not w.ended and w.start - r.gap_ms <= ts <= w.end + r.gap_ms
-                    and (state.closed_until is None or ts > state.closed_until)
-                    and max(w.end, ts) - min(w.start, ts) <= r.max_duration_ms
-                    and len(w.events) + 1 < r.max_events and w.nbytes + len(ev.json) < r.max_bytes):
-                if ev.event_id in w.ids:
-                    return AddResult(False, duplicate=True)
-                self._seq += 1
-                w.add((ts, self._seq, ev.event_id, ev.type, ev.json))
+            # (Window.add and _accepted inlined: this runs once per event.)
+            w, r = state.windows[0], self.rules
+            start, end, gap, closed_until = w.start, w.end, r.gap_ms, state.closed_until
+            new_start = ts if ts < start else start
+            new_end = ts if ts > end else end
+            events, text = w.events, ev.json
+            if (not w.ended and start - gap <= ts <= end + gap
+                    and (closed_until is None or ts > closed_until)
+                    and new_end - new_start <= r.max_duration_ms
+                    and len(events) + 1 < r.max_events and w.nbytes + len(text) < r.max_bytes):
+                event_id, ids = ev.event_id, w.ids
+                if event_id in ids:
+                    return _DUPLICATE
+                seq = self._seq = self._seq + 1
+                events.append((ts, seq, event_id, ev.type, text))
+                ids.add(event_id)
+                w.nbytes += len(text) if text.isascii() else len(text.encode())
+                w.start, w.end = new_start, new_end
                 if ts < self.watermark - r.grace_ms:
                     self._hold(w, wall_ms)
-                return self._accepted(sid, ts, wall_ms)
+                self.buffered_events += 1
+                self._busy = True
+                if wall_ms is not None:
+                    self._wall_now = wall_ms
+                recent = self._recent
+                if ts > recent.get(sid, ts - 1):
+                    recent[sid] = ts
+                self.dirty.add(sid)
+                return _ACCEPTED
+        r = self.rules
         if state is not None:
             for w in state.windows:
                 if ev.event_id in w.ids:
-                    return AddResult(False, duplicate=True)
+                    return _DUPLICATE
             if state.closed_until is not None and ts <= state.closed_until:
                 return AddResult(False, late_reason=(
                     f"event at {ts} belongs to a session part of {sid} that already closed "

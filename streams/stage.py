@@ -154,7 +154,7 @@ class SessionStage:
         Returns the decoded event (None when it was rejected)."""
         try:
             result = self.decoder.decode(raw, wall_ms)
-            if isinstance(result, Rejected):
+            if type(result) is Rejected:
                 self.reject(raw, result.reason, result.error, origin, result.session_id, wall_ms)
                 return None
             if keyed_right is not None and not keyed_right(result.session_id):
@@ -177,7 +177,8 @@ class SessionStage:
 
     def add(self, partition: int, ev: Accepted, raw: Union[bytes, str], origin: Origin, wall_ms: int,
             rekeyed: bool = False) -> None:
-        result = self.sessionizer(partition).add(ev, wall_ms, rekeyed)
+        sz = self.partitions.get(partition) or self.sessionizer(partition)
+        result = sz.add(ev, wall_ms, rekeyed)
         if result.accepted:
             self.counters.accepted += 1
         elif result.duplicate:
