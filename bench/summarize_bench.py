@@ -6,8 +6,9 @@ REPLAYLENS_WORKER_ROLES=summarize and the built-in summarizer (issue 12: >= 2,00
 Starts a private Kafka broker (tests/kafka_support.ensure_broker) unless REPLAYLENS_TEST_BOOTSTRAP
 names one. Loopback only. In one run, on the same broker and the same closed sessions:
 
-1. baseline: a plain aiokafka consume -> produce -> commit loop over the closed-sessions topic
-   (bench/kafka_bench.py `run_baseline`);
+1. baseline: a plain aiokafka loop over the closed-sessions topic with the worker's producer
+   settings (streams/worker.py `build_producer`: batching, compression): consume, decode each
+   session (what any consumer of the topic pays), produce it again, commit after the acks;
 2. the summarize worker, `--repeat` times (each a fresh consumer group over the same backlog),
    best of them: sessions/s (wall) and sessions per CPU-second of the worker process, read off
    its committed offsets (bench/kafka_bench.py `run_worker`);
@@ -37,9 +38,12 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 
 from bench.builtin_bench import closed_sessions  # noqa: E402
-from bench.kafka_bench import machine_lines, run_baseline, run_worker  # noqa: E402
+from aiokafka import AIOKafkaConsumer  # noqa: E402
+
+from bench.kafka_bench import Rate, machine_lines, run_worker  # noqa: E402
 from replaylens.config.settings import Settings  # noqa: E402
 from replaylens.streams.wiring import build_core  # noqa: E402
+from replaylens.streams.worker import build_producer  # noqa: E402
 from tests import kafka_support  # noqa: E402
 from tests.worker_process import WorkerProcess, create_topics, pipeline_env, produce, topic  # noqa: E402
 
@@ -61,6 +65,41 @@ def backlog(distinct: int, total: int, seed: int) -> list[tuple[bytes, bytes]]:
             session["window_id"] = f"{session['window_id']}~{copy}"
         out.append((session["session_id"].encode(), orjson.dumps(session)))
     return out
+
+
+async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, batch: int,
+                       timeout_s: float) -> Rate:
+    """consume -> decode -> produce -> commit, timed from partition assignment to the last commit."""
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"sbench-base-{uuid.uuid4().hex[:8]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=batch)
+    producer = build_producer(Settings(kafka_bootstrap=bootstrap))
+    await producer.start()
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError("baseline consumer got no partitions assigned")
+            await asyncio.sleep(0.01)
+        done = 0
+        began, cpu_began = time.perf_counter(), time.process_time()
+        while done < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"baseline moved only {done} of {expected} sessions in {timeout_s}s")
+            batches = await consumer.getmany(timeout_ms=500, max_records=batch)
+            acks = []
+            for records in batches.values():
+                for r in records:
+                    orjson.loads(r.value)
+                    acks.append(await producer.send(sink, r.value, key=r.key))
+            if acks:
+                await asyncio.gather(*acks)
+                await consumer.commit()
+                done += len(acks)
+        return Rate(done, time.perf_counter() - began, time.process_time() - cpu_began)
+    finally:
+        await consumer.stop()
+        await producer.stop()
 
 
 def summarizer_us(records: list[tuple[bytes, bytes]], sample: int) -> float:
@@ -96,7 +135,7 @@ async def bench(args: argparse.Namespace, records: list[tuple[bytes, bytes]]) ->
         await kafka_support.create_topics(bootstrap, [sink], partitions=args.partitions)
 
         base = await run_baseline(bootstrap, source, sink, len(records), args.batch, args.timeout)
-        print(f"\n1. baseline  aiokafka consume->produce->commit  {base.per_s:>8,.0f} sessions/s, "
+        print(f"\n1. baseline  aiokafka consume->decode->produce->commit  {base.per_s:>8,.0f} sessions/s, "
               f"{base.per_cpu_s:,.0f} per CPU-second")
 
         runs = []
@@ -132,7 +171,7 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=12_000, help="closed sessions in the backlog")
     ap.add_argument("--distinct", type=int, default=2_000, help="simulated sessions the backlog copies")
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=10_000, help="getmany max_records of the baseline")
+    ap.add_argument("--batch", type=int, default=500, help="getmany max_records of the baseline")
     ap.add_argument("--repeat", type=int, default=3, help="worker runs (best is reported)")
     ap.add_argument("--sample", type=int, default=2_000, help="sessions timed in-process")
     ap.add_argument("--seed", type=int, default=7)

@@ -561,7 +561,8 @@ class SummarizeLoop:
     # -- both --------------------------------------------------------------------------------------
     def _summary_records(self, summaries: list[Any]) -> list[Record]:
         topic = self.settings.topic_summaries
-        return [Record(topic, x.session_id.encode(), x.model_dump_json().encode()) for x in summaries]
+        # The serializer's bytes: model_dump_json() decodes them to str, which we would encode again.
+        return [Record(topic, x.session_id.encode(), x.__pydantic_serializer__.to_json(x)) for x in summaries]
 
     def _internal_error(self, rec: Any, exc: Exception) -> Record:
         self.core.counters.internal_errors += 1

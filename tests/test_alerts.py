@@ -326,3 +326,32 @@ def test_rules_come_from_the_environment_or_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("REPLAYLENS_ALERT_RULES", '{"ratio": 0.5}')
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_the_summary_prefilter_skips_only_summaries_that_give_no_observation(tmp_path):
+    """The alert mapper skips summaries without an abandoned outcome before decoding them: for real
+    built-in summaries, serialized as the summarize loop sends them, it observes exactly what the
+    extractor finds in the decoded summary."""
+    from replaylens.config.settings import Settings
+    from replaylens.schemas.profiles import DEFAULT_PROFILE
+    from replaylens.sinks.builtin import BuiltinSummarizer
+    from replaylens.streams.alerting import AlertService
+    from replaylens.streams.simulator import simulate_bytes
+    from replaylens.streams.stage import Origin, SessionStage, now_ms
+
+    settings = Settings(data_dir=tmp_path)
+    stage = SessionStage.from_settings(settings)
+    for i, (_key, value) in enumerate(simulate_bytes(150, seed=3, session_end_rate=1.0)):
+        stage.process(0, value, Origin("events", 0, i), now_ms())
+    closed = stage.flush([0], close_all=True, with_state=False).closed
+    builtin = BuiltinSummarizer.from_settings(settings)
+    summaries = [builtin.summarize(c, DEFAULT_PROFILE, generated_at=1) for c in closed]
+    service = AlertService(settings, None, None)
+    seen = skipped = 0
+    for summary in summaries:
+        value = summary.__pydantic_serializer__.to_json(summary)
+        observed = service.observations_of(settings.topic_summaries, value)
+        assert observed == service.extractor.from_summary(json.loads(value))
+        seen += bool(observed)
+        skipped += summary.outcome.status != "abandoned"
+    assert seen and skipped  # both kinds occur, so both paths were taken
