@@ -437,7 +437,8 @@ class SummarizeLoop:
     - built-in only (no LLM profile, `SummarizerSink.builtin_only`): each `getmany` batch is
       summarized in one synchronous pass (no task per session), its summaries are sent together
       (a few compressed requests instead of one small one per session), and its offsets become
-      committable once the broker acknowledged all of them;
+      committable once the broker acknowledged all of them (the next batch is summarized
+      meanwhile);
     - with an LLM: each session is its own task, bounded by `summarize_concurrency`, so a slow call
       holds only its own session; a partition commits up to its lowest unfinished session.
 
@@ -454,6 +455,7 @@ class SummarizeLoop:
         self.tasks: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()  # (an Event, not asyncio.wait over all tasks: O(1) per session)
         self.lock = asyncio.Lock()  # held by a batch in progress: revocation and stop wait for it
+        self._delivery: Optional[asyncio.Task] = None  # the last batch's sends, until acknowledged
         self.batch_in_flight = 0
         self.summarized = 0
         self.positions: dict[TopicPartition, int] = {}  # next offset to commit (for /metrics lag)
@@ -488,11 +490,14 @@ class SummarizeLoop:
                 last_commit = time.monotonic()
 
     async def summarize_batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        """Summarize every session of the batch, send all their summaries (and dead letters) and
-        mark the batch's offsets committable once the broker acknowledged all of them."""
+        """Summarize every session of the batch, then hand all their summaries (and dead letters)
+        to a delivery that marks the batch's offsets committable once the broker acknowledged all
+        of them. The next batch is summarized while this one is acknowledged; deliveries finish in
+        batch order (each waits for the one before)."""
         records: list[Record] = []
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
-        self.batch_in_flight = count = sum(len(recs) for recs in batches.values())
+        count = sum(len(recs) for recs in batches.values())
+        self.batch_in_flight += count
         try:
             done = 0
             for recs in batches.values():
@@ -501,12 +506,26 @@ class SummarizeLoop:
                     done += 1
                     if done % SUMMARIZE_YIELD_EVERY == 0:
                         await asyncio.sleep(0)  # heartbeats, fetches and the other role run meanwhile
+            await self.delivered()
+        except BaseException:
+            self.batch_in_flight -= count
+            raise
+        self._delivery = asyncio.create_task(self._deliver(records, offsets, count))
+
+    async def _deliver(self, records: list[Record], offsets: dict[TopicPartition, int], count: int) -> None:
+        try:
             if not await write_until_acked(self.outputs, records, lambda: self._stopping):
                 return  # stopping before the acks: nothing committed, read again
         finally:
-            self.batch_in_flight = 0
+            self.batch_in_flight -= count
         self.summarized += count
         self.acked.update(offsets)
+
+    async def delivered(self) -> None:
+        """Wait for the last batch's acknowledgements (its offsets are then in `acked`)."""
+        if self._delivery is not None:
+            task, self._delivery = self._delivery, None
+            await task
 
     def _outputs_of(self, rec: Any) -> list[Record]:
         """The summary records of one closed session, or its internal-error dead letter."""
@@ -583,13 +602,16 @@ class SummarizeLoop:
         await commit(self.consumer, offsets)
         self.positions.update(offsets)
 
+    async def _finish_batches(self) -> None:
+        async with self.lock:
+            await self.delivered()
+
     async def stop(self, timeout_s: float) -> None:
         """Stop reading; give the batch or the summaries in flight `timeout_s`, cancel the rest
         (left uncommitted for the next worker), commit what finished."""
         self._stopping = True
         try:  # the batch in progress finishes (its acks are awaited) before its offsets commit
-            await asyncio.wait_for(self.lock.acquire(), timeout_s)
-            self.lock.release()
+            await asyncio.wait_for(self._finish_batches(), timeout_s)
         except asyncio.TimeoutError:
             log.warning("shutdown: the summary batch in progress did not finish in %s s", timeout_s)
         if self.tasks:
@@ -612,6 +634,7 @@ class _SummarizeRebalance(ConsumerRebalanceListener):
         # these partitions go to the next owner (their summaries may then be written twice, with
         # equal idempotency keys).
         async with self.loop.lock:
+            await self.loop.delivered()
             await self.loop.commit_done()
         for tp in revoked:
             self.loop.progress.pop(tp, None)

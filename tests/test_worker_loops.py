@@ -105,6 +105,8 @@ async def test_a_builtin_batch_isolates_a_failing_session_and_commits_after_the_
     records = [SimpleNamespace(topic=tp.topic, partition=3, offset=100 + i, key=b"k", value=v)
                for i, v in enumerate(values)]
     await loop.summarize_batch({tp: records})
+    assert loop.in_flight == len(values)  # summarized, not yet acknowledged
+    await loop.delivered()
 
     assert loop.acked == {tp: 100 + len(values)} and loop.summarized == len(values)
     dead = [orjson.loads(v) for t, _k, v in producer.sent if t == settings.topic_dead_letter]
