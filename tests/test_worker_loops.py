@@ -58,11 +58,13 @@ class _AckingProducer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
+        self.partitions: list = []
 
     async def send(self, topic, value=None, key=None, partition=None):
         import asyncio
 
         self.sent.append((topic, key, value))
+        self.partitions.append(partition)
         fut = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut
@@ -98,12 +100,14 @@ async def test_a_builtin_batch_isolates_a_failing_session_and_commits_after_the_
     core.sink.clock = lambda: 1_700_000_000.0  # the same generated_at for both paths
     producer = _AckingProducer()
     loop = SummarizeLoop(core, producer)
+    loop.same_partitions = True  # as run() finds with equal partition counts
     sessions = _closed_sessions(6)
-    values = [orjson.dumps(s) for s in sessions]
-    values[2:2] = [b"{not json", b"[1, 2]"]  # poison between valid sessions
+    keyed = [(s["session_id"].encode(), orjson.dumps(s)) for s in sessions]
+    keyed[2:2] = [(b"p1", b"{not json"), (b"p2", b"[1, 2]")]  # poison between valid sessions
+    values = [v for _k, v in keyed]
     tp = TopicPartition(settings.topic_closed_sessions, 3)
-    records = [SimpleNamespace(topic=tp.topic, partition=3, offset=100 + i, key=b"k", value=v)
-               for i, v in enumerate(values)]
+    records = [SimpleNamespace(topic=tp.topic, partition=3, offset=100 + i, key=k, value=v)
+               for i, (k, v) in enumerate(keyed)]
     await loop.summarize_batch({tp: records})
     assert loop.in_flight == len(values)  # summarized, not yet acknowledged
     await loop.delivered()
@@ -116,4 +120,9 @@ async def test_a_builtin_batch_isolates_a_failing_session_and_commits_after_the_
     summaries = [v for t, _k, v in producer.sent if t == settings.topic_summaries]
     expected = [x for s in sessions for x in await core.summarize(orjson.loads(orjson.dumps(s)))]
     assert summaries == [x.model_dump_json().encode() for x in expected]
+    # Summaries follow their closed session's partition; dead letters are left to the partitioner.
+    assert [p for (t, _k, _v), p in zip(producer.sent, producer.partitions)
+            if t == settings.topic_summaries] == [3] * len(summaries)
+    assert [p for (t, _k, _v), p in zip(producer.sent, producer.partitions)
+            if t == settings.topic_dead_letter] == [None, None]
     assert loop.in_flight == 0

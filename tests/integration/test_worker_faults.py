@@ -88,6 +88,7 @@ async def test_summarize_role_dead_letters_poison_closed_sessions_and_commits_th
 
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from replaylens.streams.worker import expected_partition
     from tests.test_worker_loops import _closed_sessions
 
     sessions = _closed_sessions(40)
@@ -122,6 +123,9 @@ async def test_summarize_role_dead_letters_poison_closed_sessions_and_commits_th
         worker.stop()
     assert want <= {r["value"]["window_id"] for r in summaries.records}
     assert all(r["value"]["status"] == "READY" for r in summaries.records)
+    # Each summary in the partition Kafka's default partitioner gives its key (the session id).
+    partitions = int(env["REPLAYLENS_TOPIC_PARTITIONS"])
+    assert all(r["partition"] == expected_partition(r["value"]["session_id"], partitions) for r in summaries.records)
     dead = [r["value"] for r in dlq.records]
     assert sorted(d["key"] for d in dead) == ["poison-1", "poison-2"]
     assert all(d["reason"] == "internal-error" and d["topic"] == source and d["offset"] is not None
