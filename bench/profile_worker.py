@@ -76,7 +76,8 @@ async def main(args: argparse.Namespace) -> None:
             raw = Path(args.out)
             subprocess.run([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.proc.pid),
                             "--duration", str(args.seconds), "--format", "raw", "--output", str(raw),
-                            "--rate", "200", "--nonblocking"] + (["--gil"] if args.gil else []),
+                            "--rate", "200", "--nonblocking"] + (["--gil"] if args.gil else [])
+                           + (["--idle"] if args.idle else []),
                            check=True, capture_output=True)
             top(raw, args.top)
         finally:
@@ -92,5 +93,6 @@ if __name__ == "__main__":
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--batch", type=int, default=10000)
     ap.add_argument("--gil", action="store_true", help="only samples holding the GIL (CPU, not GIL waits)")
+    ap.add_argument("--idle", action="store_true", help="also samples of idle threads (where the loop waits)")
     ap.add_argument("--out", default="/tmp/replaylens-worker-profile.txt")
     asyncio.run(main(ap.parse_args()))

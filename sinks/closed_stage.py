@@ -58,3 +58,7 @@ class ClosedSessionStage:
     async def summarize(self, session: dict[str, Any]) -> list[Summary]:
         """One summary per streaming profile; the sink never raises for one session."""
         return await self.sink.summarize_closed(session)
+
+    def summarize_builtin(self, session: dict[str, Any]) -> list[Summary]:
+        """`summarize` in one synchronous call; only when `sink.builtin_only` (no LLM profile)."""
+        return self.sink.summarize_builtin(session)

@@ -33,20 +33,33 @@ class SummarizerSink:
         self.triage = triage or Triage.from_settings(settings)
         self.clock = clock
 
+    @property
+    def builtin_only(self) -> bool:
+        """Every summary comes from the built-in summarizer: no call can wait on the network, so
+        a caller may summarize whole batches in one synchronous pass (`summarize_builtin`)."""
+        return self.llm is None
+
+    def summarize_builtin(self, session: dict[str, Any]) -> list[Summary]:
+        """`summarize_closed` without the event loop, when `builtin_only`: one summary per
+        streaming profile, in profile order; the same summaries for the same session and clock."""
+        generated_at = int(self.clock() * 1000)
+        return [self._builtin_now(session, profile, generated_at) for profile in self.profiles]
+
     async def summarize_closed(self, session: dict[str, Any]) -> list[Summary]:
         """One summary per streaming profile, in profile order."""
+        if self.llm is None:  # nothing to await: no task or future per profile
+            return self.summarize_builtin(session)
         generated_at = int(self.clock() * 1000)
         has_issues = session_has_issues(session)
         jobs = []
         for profile in self.profiles:
-            if self.llm is not None:
-                use_llm, reason = self.triage.should_use_llm(session, has_issues)
-                log.debug("session %s profile %s: %s (%s)", session.get("session_id"), profile.id,
-                          "LLM" if use_llm else "built-in", reason)
-                if use_llm:
-                    jobs.append(self.llm.summarize(session, profile, generated_at=generated_at))
-                    continue
-            jobs.append(self._builtin(session, profile, generated_at))
+            use_llm, reason = self.triage.should_use_llm(session, has_issues)
+            log.debug("session %s profile %s: %s (%s)", session.get("session_id"), profile.id,
+                      "LLM" if use_llm else "built-in", reason)
+            if use_llm:
+                jobs.append(self.llm.summarize(session, profile, generated_at=generated_at))
+            else:
+                jobs.append(self._builtin(session, profile, generated_at))
         return list(await asyncio.gather(*jobs))
 
     async def aclose(self) -> None:
@@ -57,6 +70,9 @@ class SummarizerSink:
 
     async def _builtin(self, session: dict[str, Any], profile: SummaryProfile,
                        generated_at: int) -> Summary:
+        return self._builtin_now(session, profile, generated_at)
+
+    def _builtin_now(self, session: dict[str, Any], profile: SummaryProfile, generated_at: int) -> Summary:
         try:
             return self.builtin.summarize(session, profile, generated_at=generated_at)
         except Exception as exc:  # noqa: BLE001 - one bad session must not stop the stream

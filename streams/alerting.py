@@ -56,6 +56,9 @@ MIN_STALE_MS = 60_000                 # ...but never younger than this (a worker
 # The event types that can be incidents: anything else is skipped without decoding it.
 _INCIDENT_TYPE = re.compile(rb'"type"\s*:\s*"(?:rage-click|dead-click|error-click|mouse-thrash|'
                             rb'console-error|network-error|web-vitals)"')
+# A summary is observed only when its outcome status is "abandoned" (ObservationExtractor.from_summary):
+# a summary whose JSON lacks the word is skipped without decoding it (~8 KB each).
+ABANDONED_JSON = b'"abandoned"'
 
 
 def wall_ms() -> int:
@@ -269,6 +272,8 @@ class AlertService:
 
     # -- stage 1: map ---------------------------------------------------------------------------
     def observations_of(self, topic: str, value: bytes) -> list[Observation]:
+        if topic == self.s.topic_summaries and ABANDONED_JSON not in value:
+            return []  # only an abandoned outcome is observed: most summaries need no decoding
         try:
             data = orjson.loads(value)
         except orjson.JSONDecodeError:

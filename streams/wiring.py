@@ -50,7 +50,13 @@ class Core:
     async def summarize(self, session: dict[str, Any]) -> list[Summary]:
         return await self.closed_stage.summarize(session)
 
+    def summarize_builtin(self, session: dict[str, Any]) -> list[Summary]:
+        """`summarize` without the event loop; only when `sink.builtin_only` (no LLM profile)."""
+        return self.closed_stage.summarize_builtin(session)
+
     async def summarize_all(self, sessions: list[dict[str, Any]]) -> list[Summary]:
+        if self.sink.builtin_only:  # nothing to await: no task per session
+            return [x for s in sessions for x in self.summarize_builtin(s)]
         per_session = await asyncio.gather(*(self.summarize(s) for s in sessions))
         return [x for batch in per_session for x in batch]
 

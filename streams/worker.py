@@ -10,8 +10,10 @@ largest share of the worker's CPU (BENCHMARKS.md):
   comparisons, url deltas, then state), and commits the batch's offsets only after the broker
   acknowledged all of it. A crash in between re-delivers the batch: at-least-once, with equal
   window ids and idempotency keys for what is written twice.
-- `SummarizeLoop` (role `summarize`) reads closed sessions, summarizes each on its own with
-  bounded concurrency, publishes each session's summaries as soon as they are ready and commits a
+- `SummarizeLoop` (role `summarize`) reads closed sessions. With the built-in summarizer only, it
+  summarizes each `getmany` batch in one pass, sends the batch's summaries together and commits
+  its offsets after their acks. With an LLM, it summarizes each session on its own with bounded
+  concurrency, publishes each session's summaries as soon as they are ready and commits a
   partition only up to its lowest unfinished session.
 
 Any output the broker refuses for its size is dead-lettered (`output-too-large`: an excerpt, the
@@ -56,6 +58,9 @@ EXCERPT_BYTES = 4_096
 # The summarize loop commits finished sessions at most this often: a commit is a broker round
 # trip, and committing after every session made the loop wait on them (151 sessions/s).
 SUMMARIZE_COMMIT_INTERVAL_S = 1.0
+# The built-in summarize pass yields to the event loop after this many sessions (~50 ms at most):
+# the consumer's heartbeats and prefetch, and a sessionizing role in the same process, go on.
+SUMMARIZE_YIELD_EVERY = 64
 # How long one poll of the state topic waits for records while resuming partitions.
 STATE_READ_POLL_MS = 500
 # After a retriable output failure (broker away), wait this long before writing the flush again.
@@ -428,21 +433,123 @@ class _PartitionProgress:
 
 
 class SummarizeLoop:
+    """Closed sessions in, summaries out. Two ways through, chosen once from the sink:
+
+    - built-in only (no LLM profile, `SummarizerSink.builtin_only`): each `getmany` batch is
+      summarized in one synchronous pass (no task per session), its summaries are sent together
+      (a few compressed requests instead of one small one per session), and its offsets become
+      committable once the broker acknowledged all of them (the next batch is summarized
+      meanwhile);
+    - with an LLM: each session is its own task, bounded by `summarize_concurrency`, so a slow call
+      holds only its own session; a partition commits up to its lowest unfinished session.
+
+    Either way a session whose summary raises becomes an internal-error dead letter and the rest
+    go on; commits happen at most every SUMMARIZE_COMMIT_INTERVAL_S (and on revocation, stop)."""
+
     def __init__(self, core: Core, producer: AIOKafkaProducer) -> None:
         s = core.settings
         self.core, self.settings = core, s
         self.outputs = Outputs(producer, s.topic_dead_letter, core.counters)
         self.consumer = consumer_for(s, f"{s.app_id}-summarize", max_records=s.summarize_concurrency)
-        self.progress: dict[TopicPartition, _PartitionProgress] = {}
+        self.progress: dict[TopicPartition, _PartitionProgress] = {}  # task path: per-session progress
+        self.acked: dict[TopicPartition, int] = {}  # batch path: next offset, all before it acked
         self.tasks: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()  # (an Event, not asyncio.wait over all tasks: O(1) per session)
+        self.lock = asyncio.Lock()  # held by a batch in progress: revocation and stop wait for it
+        self._delivery: Optional[asyncio.Task] = None  # the last batch's sends, until acknowledged
+        self.batch_in_flight = 0
         self.summarized = 0
         self.positions: dict[TopicPartition, int] = {}  # next offset to commit (for /metrics lag)
+        self.same_partitions = False  # summaries go to their closed session's partition (see run)
         self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        """Sessions being summarized (tasks, or the batch in progress)."""
+        return len(self.tasks) + self.batch_in_flight
 
     async def run(self) -> None:
         await self.consumer.start()
         self.consumer.subscribe([self.settings.topic_closed_sessions], listener=_SummarizeRebalance(self))
+        self.same_partitions = await self._same_partition_counts()
+        if self.core.sink.builtin_only:
+            await self._run_batches()
+        else:
+            await self._run_tasks()
+
+    async def _same_partition_counts(self) -> bool:
+        """Closed sessions are keyed by session id with Kafka's default partitioner, as summaries
+        are: with equal partition counts (README "Topics": every pipeline topic has the same), a
+        summary's partition is its closed session's, and the producer need not run its pure-Python
+        murmur2 (10-20 µs) per summary. Otherwise the producer partitions them itself."""
+        producer, s = self.outputs.producer, self.settings
+        closed = await producer.partitions_for(s.topic_closed_sessions)
+        summaries = await producer.partitions_for(s.topic_summaries)
+        return len(closed) == len(summaries)
+
+    # -- built-in only: one pass per batch ------------------------------------------------------
+    async def _run_batches(self) -> None:
+        tick_ms = int(self.settings.tick_interval_s * 1000)
+        last_commit = time.monotonic()
+        while not self._stopping:
+            batches = await self.consumer.getmany(timeout_ms=tick_ms, max_records=self.settings.summarize_concurrency)
+            if self._stopping:
+                break  # not summarized, not committed: read again by the next owner
+            if batches:
+                async with self.lock:
+                    await self.summarize_batch(batches)
+            if time.monotonic() - last_commit >= SUMMARIZE_COMMIT_INTERVAL_S:
+                await self.commit_done()
+                last_commit = time.monotonic()
+
+    async def summarize_batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Summarize every session of the batch, then hand all their summaries (and dead letters)
+        to a delivery that marks the batch's offsets committable once the broker acknowledged all
+        of them. The next batch is summarized while this one is acknowledged; deliveries finish in
+        batch order (each waits for the one before)."""
+        records: list[Record] = []
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+        count = sum(len(recs) for recs in batches.values())
+        self.batch_in_flight += count
+        try:
+            done = 0
+            for recs in batches.values():
+                for rec in recs:
+                    records += self._outputs_of(rec)
+                    done += 1
+                    if done % SUMMARIZE_YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # heartbeats, fetches and the other role run meanwhile
+            await self.delivered()
+        except BaseException:
+            self.batch_in_flight -= count
+            raise
+        self._delivery = asyncio.create_task(self._deliver(records, offsets, count))
+
+    async def _deliver(self, records: list[Record], offsets: dict[TopicPartition, int], count: int) -> None:
+        try:
+            if not await write_until_acked(self.outputs, records, lambda: self._stopping):
+                return  # stopping before the acks: nothing committed, read again
+        finally:
+            self.batch_in_flight -= count
+        self.summarized += count
+        self.acked.update(offsets)
+
+    async def delivered(self) -> None:
+        """Wait for the last batch's acknowledgements (its offsets are then in `acked`)."""
+        if self._delivery is not None:
+            task, self._delivery = self._delivery, None
+            await task
+
+    def _outputs_of(self, rec: Any) -> list[Record]:
+        """The summary records of one closed session, or its internal-error dead letter."""
+        try:
+            summaries = self.core.summarize_builtin(orjson.loads(rec.value))
+            return self._summary_records(summaries, rec)
+        except Exception as exc:  # noqa: BLE001 - per-session isolation: counted and dead-lettered
+            return [self._internal_error(rec, exc)]
+
+    # -- with an LLM: one task per session ---------------------------------------------------------
+    async def _run_tasks(self) -> None:
         tick_ms = int(self.settings.tick_interval_s * 1000)
         last_commit = time.monotonic()
         while not self._stopping:
@@ -474,36 +581,57 @@ class SummarizeLoop:
         """Summarize one closed session and publish its summaries; marks it done when acked."""
         try:
             session = orjson.loads(rec.value)
-            summaries = await self.core.summarize(session)
-            records = [Record(self.settings.topic_summaries, x.session_id.encode(), x.model_dump_json().encode())
-                       for x in summaries]
+            records = self._summary_records(await self.core.summarize(session), rec)
         except SummarizerClosed:
             return  # shutting down: not done, not committed; the next worker summarizes it
         except Exception as exc:  # noqa: BLE001 - per-session isolation: counted and dead-lettered
-            self.core.counters.internal_errors += 1
-            log.warning("internal error summarizing %s[%s]@%s: %s (dead-lettered)", rec.topic,
-                        rec.partition, rec.offset, type(exc).__name__)
-            origin = Origin(rec.topic, rec.partition, rec.offset, rec.key)
-            dl = dead_letter(rec.value or b"", "internal-error", f"{type(exc).__name__} while summarizing",
-                             origin, None, now_ms())
-            records = [Record(self.settings.topic_dead_letter, rec.key, orjson.dumps(dl))]
+            records = [self._internal_error(rec, exc)]
         if await write_until_acked(self.outputs, records, lambda: self._stopping):
             self.summarized += 1
             item.done = True
 
+    # -- both --------------------------------------------------------------------------------------
+    def _summary_records(self, summaries: list[Any], rec: Any) -> list[Record]:
+        topic = self.settings.topic_summaries
+        out = []
+        for x in summaries:
+            key = x.session_id.encode()
+            partition = rec.partition if self.same_partitions and key == rec.key else None
+            # The serializer's bytes: model_dump_json() decodes them to str, encoded again after.
+            out.append(Record(topic, key, x.__pydantic_serializer__.to_json(x), partition))
+        return out
+
+    def _internal_error(self, rec: Any, exc: Exception) -> Record:
+        self.core.counters.internal_errors += 1
+        log.warning("internal error summarizing %s[%s]@%s: %s (dead-lettered)", rec.topic,
+                    rec.partition, rec.offset, type(exc).__name__)
+        origin = Origin(rec.topic, rec.partition, rec.offset, rec.key)
+        dl = dead_letter(rec.value or b"", "internal-error", f"{type(exc).__name__} while summarizing",
+                         origin, None, now_ms())
+        return Record(self.settings.topic_dead_letter, rec.key, orjson.dumps(dl))
+
     async def commit_done(self) -> None:
-        offsets = {}
+        offsets = dict(self.acked)
         for tp, progress in self.progress.items():
             upto = progress.committable()
             if upto is not None:
                 offsets[tp] = upto
+        self.acked.clear()
         await commit(self.consumer, offsets)
         self.positions.update(offsets)
 
+    async def _finish_batches(self) -> None:
+        async with self.lock:
+            await self.delivered()
+
     async def stop(self, timeout_s: float) -> None:
-        """Stop reading; give in-flight summaries `timeout_s`, cancel the rest (left uncommitted
-        for the next worker), commit what finished."""
+        """Stop reading; give the batch or the summaries in flight `timeout_s`, cancel the rest
+        (left uncommitted for the next worker), commit what finished."""
         self._stopping = True
+        try:  # the batch in progress finishes (its acks are awaited) before its offsets commit
+            await asyncio.wait_for(self._finish_batches(), timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("shutdown: the summary batch in progress did not finish in %s s", timeout_s)
         if self.tasks:
             _done, still = await asyncio.wait(set(self.tasks), timeout=timeout_s)
             for task in still:
@@ -520,9 +648,12 @@ class _SummarizeRebalance(ConsumerRebalanceListener):
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Commit what finished; unfinished sessions of these partitions go to the next owner
-        # (their summaries may then be written twice, with equal idempotency keys).
-        await self.loop.commit_done()
+        # The batch in progress finishes first; then commit what finished. Unfinished sessions of
+        # these partitions go to the next owner (their summaries may then be written twice, with
+        # equal idempotency keys).
+        async with self.loop.lock:
+            await self.loop.delivered()
+            await self.loop.commit_done()
         for tp in revoked:
             self.loop.progress.pop(tp, None)
             self.loop.positions.pop(tp, None)

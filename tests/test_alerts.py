@@ -381,3 +381,32 @@ def test_poisson_tail_is_the_chance_of_a_window_that_full():
     assert poisson_tail(6, 3.0) == pytest.approx(0.0839, abs=0.0001)
     assert poisson_tail(0, 3.0) == 1.0 and poisson_tail(1, 0.0) == 0.0
     assert poisson_tail(30, 10.0) < 1e-6 and poisson_tail(10_000, 10.0) == 0.0
+
+
+def test_the_summary_prefilter_skips_only_summaries_that_give_no_observation(tmp_path):
+    """The alert mapper skips summaries without an abandoned outcome before decoding them: for real
+    built-in summaries, serialized as the summarize loop sends them, it observes exactly what the
+    extractor finds in the decoded summary."""
+    from replaylens.config.settings import Settings
+    from replaylens.schemas.profiles import DEFAULT_PROFILE
+    from replaylens.sinks.builtin import BuiltinSummarizer
+    from replaylens.streams.alerting import AlertService
+    from replaylens.streams.simulator import simulate_bytes
+    from replaylens.streams.stage import Origin, SessionStage, now_ms
+
+    settings = Settings(data_dir=tmp_path)
+    stage = SessionStage.from_settings(settings)
+    for i, (_key, value) in enumerate(simulate_bytes(150, seed=3, session_end_rate=1.0)):
+        stage.process(0, value, Origin("events", 0, i), now_ms())
+    closed = stage.flush([0], close_all=True, with_state=False).closed
+    builtin = BuiltinSummarizer.from_settings(settings)
+    summaries = [builtin.summarize(c, DEFAULT_PROFILE, generated_at=1) for c in closed]
+    service = AlertService(settings, None, None)
+    seen = skipped = 0
+    for summary in summaries:
+        value = summary.__pydantic_serializer__.to_json(summary)
+        observed = service.observations_of(settings.topic_summaries, value)
+        assert observed == service.extractor.from_summary(json.loads(value))
+        seen += bool(observed)
+        skipped += summary.outcome.status != "abandoned"
+    assert seen and skipped  # both kinds occur, so both paths were taken

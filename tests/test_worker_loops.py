@@ -82,3 +82,78 @@ def test_a_flush_publishes_its_url_deltas_in_batches_that_every_materializer_rea
         assert store.url_stats(None, 0)["https://s/old"].visits == 2
     finally:
         store.close()
+
+
+class _AckingProducer:
+    """Acknowledges every record at once and keeps them, in send order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.partitions: list = []
+
+    async def send(self, topic, value=None, key=None, partition=None):
+        import asyncio
+
+        self.sent.append((topic, key, value))
+        self.partitions.append(partition)
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+def _closed_sessions(count: int) -> list[dict]:
+    from replaylens.config.settings import Settings
+    from replaylens.streams.simulator import simulate_bytes
+    from replaylens.streams.stage import Origin, SessionStage, now_ms
+
+    stage = SessionStage.from_settings(Settings())
+    for i, (_key, value) in enumerate(simulate_bytes(count, seed=5, session_end_rate=1.0)):
+        stage.process(0, value, Origin("events", 0, i), now_ms())
+    return stage.flush([0], close_all=True, with_state=False).closed
+
+
+async def test_a_builtin_batch_isolates_a_failing_session_and_commits_after_the_acks(tmp_path):
+    """The built-in summarize pass: a session whose summary raises becomes an internal-error dead
+    letter with its origin and the rest of the batch goes on; the batch's offsets become
+    committable once all its records are acknowledged; summaries are those of summarize()."""
+    from types import SimpleNamespace
+
+    import orjson
+    from aiokafka import TopicPartition
+
+    from replaylens.config.settings import Settings
+    from replaylens.streams.wiring import build_core
+    from replaylens.streams.worker import SummarizeLoop
+
+    settings = Settings(data_dir=tmp_path)
+    core = build_core(settings, with_store=False)
+    assert core.sink.builtin_only
+    core.sink.clock = lambda: 1_700_000_000.0  # the same generated_at for both paths
+    producer = _AckingProducer()
+    loop = SummarizeLoop(core, producer)
+    loop.same_partitions = True  # as run() finds with equal partition counts
+    sessions = _closed_sessions(6)
+    keyed = [(s["session_id"].encode(), orjson.dumps(s)) for s in sessions]
+    keyed[2:2] = [(b"p1", b"{not json"), (b"p2", b"[1, 2]")]  # poison between valid sessions
+    values = [v for _k, v in keyed]
+    tp = TopicPartition(settings.topic_closed_sessions, 3)
+    records = [SimpleNamespace(topic=tp.topic, partition=3, offset=100 + i, key=k, value=v)
+               for i, (k, v) in enumerate(keyed)]
+    await loop.summarize_batch({tp: records})
+    assert loop.in_flight == len(values)  # summarized, not yet acknowledged
+    await loop.delivered()
+
+    assert loop.acked == {tp: 100 + len(values)} and loop.summarized == len(values)
+    dead = [orjson.loads(v) for t, _k, v in producer.sent if t == settings.topic_dead_letter]
+    assert [(d["reason"], d["offset"], d["partition"], d["topic"]) for d in dead] == [
+        ("internal-error", 102, 3, tp.topic), ("internal-error", 103, 3, tp.topic)]
+    assert core.counters.internal_errors == 2
+    summaries = [v for t, _k, v in producer.sent if t == settings.topic_summaries]
+    expected = [x for s in sessions for x in await core.summarize(orjson.loads(orjson.dumps(s)))]
+    assert summaries == [x.model_dump_json().encode() for x in expected]
+    # Summaries follow their closed session's partition; dead letters are left to the partitioner.
+    assert [p for (t, _k, _v), p in zip(producer.sent, producer.partitions)
+            if t == settings.topic_summaries] == [3] * len(summaries)
+    assert [p for (t, _k, _v), p in zip(producer.sent, producer.partitions)
+            if t == settings.topic_dead_letter] == [None, None]
+    assert loop.in_flight == 0

@@ -76,3 +76,58 @@ async def test_poison_and_oversized_outputs_never_stop_the_worker(kafka_bootstra
     assert all(d["topic"] == topic(env, "events") and d["offset"] is not None for d in poison_dead)
     assert status["counters"]["accepted"] == len(events)
     assert status["counters"]["outputs_too_large"] > 0  # counted (the file lags by up to a tick)
+
+
+async def test_summarize_role_dead_letters_poison_closed_sessions_and_commits_the_rest(kafka_bootstrap, tmp_path):
+    """A summarize-only worker (built-in summarizer: one pass per batch) over closed sessions with
+    poison between them: each poison record becomes one internal-error dead letter with its
+    origin, every valid session gets its summary, and the group's committed offsets reach the end
+    of the topic (the batches were committed after their acks)."""
+    import asyncio
+    import time
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from replaylens.streams.worker import expected_partition
+    from tests.test_worker_loops import _closed_sessions
+
+    sessions = _closed_sessions(40)
+    env = pipeline_env(kafka_bootstrap, tmp_path, REPLAYLENS_WORKER_ROLES="summarize")
+    await create_topics(env)
+    source = topic(env, "closed_sessions")
+    records = [(s["session_id"].encode(), orjson.dumps(s)) for s in sessions]
+    poison = [(b"poison-1", b"{not json"), (b"poison-2", b"[1, 2]")]
+    records[10:10] = poison[:1]
+    records[30:30] = poison[1:]
+    await produce(kafka_bootstrap, source, records)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        want = {s["window_id"] for s in sessions}
+        async with TopicReader(kafka_bootstrap, topic(env, "summaries")) as summaries, \
+                TopicReader(kafka_bootstrap, topic(env, "dead_letter")) as dlq:
+            await summaries.until(lambda rs: want <= {r["value"]["window_id"] for r in rs}, 60, worker.assert_alive)
+            await dlq.until(lambda rs: len(rs) >= len(poison), 30, worker.assert_alive)
+        group = f"{env['REPLAYLENS_APP_ID']}-summarize"
+        deadline = time.monotonic() + 30
+        while True:  # commits follow the acks within SUMMARIZE_COMMIT_INTERVAL_S
+            offsets = await admin.list_consumer_group_offsets(group)
+            committed = sum(m.offset for tp, m in offsets.items() if tp.topic == source)
+            if committed >= len(records) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        worker.assert_alive()
+    finally:
+        await admin.close()
+        worker.stop()
+    assert want <= {r["value"]["window_id"] for r in summaries.records}
+    assert all(r["value"]["status"] == "READY" for r in summaries.records)
+    # Each summary in the partition Kafka's default partitioner gives its key (the session id).
+    partitions = int(env["REPLAYLENS_TOPIC_PARTITIONS"])
+    assert all(r["partition"] == expected_partition(r["value"]["session_id"], partitions) for r in summaries.records)
+    dead = [r["value"] for r in dlq.records]
+    assert sorted(d["key"] for d in dead) == ["poison-1", "poison-2"]
+    assert all(d["reason"] == "internal-error" and d["topic"] == source and d["offset"] is not None
+               and "while summarizing" in d["error"] for d in dead)
+    assert committed == len(records)
