@@ -51,6 +51,7 @@ STATE_MAX_BYTES = 8 * 1024 * 1024     # one URL's state: windows of sessions, se
 STATE_FLUSH_S = 1.0                   # state is written (then offsets committed) this often
 MAP_BATCH_MS = 200
 MAX_TICK_S = 1.0
+CATCH_UP_MAX_S = 30.0                 # evaluation waits at most this long for the stages' backlog
 STALE_WINDOWS = 3                     # map: records older than this many windows are skipped,
 MIN_STALE_MS = 60_000                 # ...but never younger than this (a worker restart)
 # The event types that can be incidents: anything else is skipped without decoding it.
@@ -201,6 +202,10 @@ class AlertService:
         self.published = 0
         self.muted = 0  # alerts not published because the rules say enabled: false
         self.mapped = 0
+        # Both stages read their backlog once (after start, after an assignment) before windows
+        # are evaluated: a restarted worker must not judge the windows of its downtime empty.
+        self.caught_up = {"map": False, "evaluate": False}
+        self.catching_up_since = time.monotonic()
         self.rules_feed = CompactedView(settings.kafka_bootstrap, settings.topic_alert_rules, decode_rules_record,
                                         self._on_rules)
         self._tasks: list[asyncio.Task] = []
@@ -296,6 +301,7 @@ class AlertService:
         while True:
             batches = await consumer.getmany(timeout_ms=MAP_BATCH_MS, max_records=5_000)
             if not batches:
+                self.caught_up["map"] = True
                 continue
             oldest = wall_ms() - stale_ms
             pending = []
@@ -310,6 +316,8 @@ class AlertService:
                 await asyncio.gather(*pending)
                 self.mapped += len(pending)
             await consumer.commit()
+            if not self.caught_up["map"]:
+                self.caught_up["map"] = await read_to_end(consumer)
 
     # -- stage 2: evaluate ----------------------------------------------------------------------
     def partition_of(self, url: str) -> int:
@@ -318,6 +326,8 @@ class AlertService:
     async def load(self, partitions: set[int]) -> None:
         """Resume the alert state of newly assigned partitions before counting their observations."""
         async with self.lock:
+            self.caught_up["evaluate"] = False
+            self.catching_up_since = time.monotonic()
             for p in partitions:
                 records = (await read_compacted(self.s.kafka_bootstrap, self.s.alert_state_topic, [p]))[p]
                 states = {key.decode(): value for key, value in records.items()}
@@ -350,6 +360,8 @@ class AlertService:
         last_flush = 0.0
         while True:
             batches = await self._eval.getmany(timeout_ms=MAP_BATCH_MS, max_records=5_000)
+            if not self.caught_up["evaluate"]:
+                self.caught_up["evaluate"] = not batches or await read_to_end(self._eval)
             flush = bool(batches) and time.monotonic() - last_flush >= STATE_FLUSH_S
             async with self.lock:
                 now = wall_ms()
@@ -368,7 +380,13 @@ class AlertService:
         interval = min(MAX_TICK_S, self.rules.step_ms / 2000)
         while True:
             await asyncio.sleep(interval)
-            await self.tick(wall_ms() - self.rules.evaluation_delay_ms)
+            if not all(self.caught_up.values()) and time.monotonic() - self.catching_up_since > CATCH_UP_MAX_S:
+                log.warning("alerts: backlog not read to its end in %s s; evaluating anyway", CATCH_UP_MAX_S)
+                self.caught_up = dict.fromkeys(self.caught_up, True)
+            if all(self.caught_up.values()):
+                await self.tick(wall_ms() - self.rules.evaluation_delay_ms)
+            else:
+                self.write_status()
 
     def write_status(self) -> None:
         """<data_dir>/alerts-status.json: what this worker's alerting is doing (atomic replace)."""
@@ -376,7 +394,8 @@ class AlertService:
                        for st in self.engine.states.values() for sig, tr in st.tracks.items() if tr.open]
         status = {"written_at": wall_ms(), "observations_mapped": self.mapped, "alerts_published": self.published,
                   "alerts_muted": self.muted, "urls_tracked": len(self.engine.states), "open_spikes": open_spikes,
-                  "evaluated_until": self.engine.evaluated_until, "rules": self.rules_in_force.describe()}
+                  "evaluated_until": self.engine.evaluated_until, "caught_up": dict(self.caught_up),
+                  "rules": self.rules_in_force.describe()}
         path = Path(self.s.data_dir) / "alerts-status.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -400,6 +419,15 @@ class AlertService:
             if self.delivery is not None:
                 self.delivery.submit(a)
         return alerts
+
+
+async def read_to_end(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer has read every assigned partition up to its last fetched high water."""
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None or await consumer.position(tp) < high:
+            return False
+    return True
 
 
 def _decoded(records: Iterable[Any]) -> list[Observation]:
