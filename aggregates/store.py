@@ -49,10 +49,12 @@ CREATE TABLE IF NOT EXISTS applied_deltas (
 
 def _stats_macro(window_days: int) -> str:
     sums = ",\n        ".join(f"sum({name})::BIGINT AS {name}" for name in COUNTERS)
+    # Each (url, metric) group's quantiles from one state (both in one list), then one row per
+    # url: half the time of a filtered quantile per metric and figure over every url's rows.
     vitals = ",\n        ".join(
-        f"count(*) FILTER (WHERE metric = '{m}') AS {m}_samples,\n"
-        f"        quantile_disc(value, 0.75) FILTER (WHERE metric = '{m}') AS {m}_p75,\n"
-        f"        quantile_disc(value, 0.5) FILTER (WHERE metric = '{m}') AS {m}_median"
+        f"max(samples) FILTER (WHERE metric = '{m}') AS {m}_samples,\n"
+        f"        max(q[1]) FILTER (WHERE metric = '{m}') AS {m}_p75,\n"
+        f"        max(q[2]) FILTER (WHERE metric = '{m}') AS {m}_median"
         for m in VITALS
     )
     vital_columns = ", ".join(f"coalesce(v.{m}_samples, 0) AS {m}_samples, v.{m}_p75, v.{m}_median" for m in VITALS)
@@ -67,7 +69,10 @@ WITH counters AS (
 ), vitals AS (
     SELECT url,
         {vitals}
-    FROM vital_samples WHERE {in_window} GROUP BY url
+    FROM (
+        SELECT url, metric, count(*) AS samples, quantile_disc(value, [0.75, 0.5]) AS q
+        FROM vital_samples WHERE {in_window} GROUP BY url, metric
+    ) GROUP BY url
 )
 SELECT c.url,
     {start} AS window_start,

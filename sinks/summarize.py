@@ -55,8 +55,24 @@ class SummarizerSink:
         if self.llm is not None:
             await self.llm.aclose()
 
+    @property
+    def builtin_only(self) -> bool:
+        """No LLM configured: every summary is the built-in one (`summarize_now` can make them)."""
+        return self.llm is None
+
+    def summarize_now(self, session: dict[str, Any]) -> list[Summary]:
+        """`summarize_closed` without the event loop, when `builtin_only`: the same summaries,
+        without a task per profile (the embedded runner's per-session cost)."""
+        if self.llm is not None:
+            raise RuntimeError("an LLM is configured: use summarize_closed")
+        generated_at = int(self.clock() * 1000)
+        return [self._builtin_now(session, profile, generated_at) for profile in self.profiles]
+
     async def _builtin(self, session: dict[str, Any], profile: SummaryProfile,
                        generated_at: int) -> Summary:
+        return self._builtin_now(session, profile, generated_at)
+
+    def _builtin_now(self, session: dict[str, Any], profile: SummaryProfile, generated_at: int) -> Summary:
         try:
             return self.builtin.summarize(session, profile, generated_at=generated_at)
         except Exception as exc:  # noqa: BLE001 - one bad session must not stop the stream

@@ -94,9 +94,9 @@ class EmbeddedPipeline:
                 n += 1
                 if n % CLOSE_EVERY == 0:
                     wall = now_ms()
-                    await self._write(await self.core.flush([0], wall, wall, with_state=False))
+                    await self._write(self.core.flush_now([0], wall, wall, with_state=False))
                     bar.update(CLOSE_EVERY)
-            await self._write(await self.core.flush([0], None, now_ms(), close_all=True, with_state=False))
+            await self._write(self.core.flush_now([0], None, now_ms(), close_all=True, with_state=False))
             bar.update(n % CLOSE_EVERY)
         finally:
             bar.close()
