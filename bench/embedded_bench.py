@@ -23,7 +23,6 @@ import asyncio
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -106,16 +105,22 @@ def bench_pipeline(msgs: list[bytes]) -> float:
 
 
 # -- the scale run: one size in a fresh process ------------------------------------------------
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
+def _rss_mb() -> float:
+    return _status_mb("VmRSS:")
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak RSS. Not getrusage's ru_maxrss: Linux keeps it across execve, so a
+    child would report its parent's peak (the parent holds the main run's messages)."""
+    return _status_mb("VmHWM:")
 
 
 def _lazy_messages(events: int) -> Iterator[bytes]:
