@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Iterable, Optional
+from typing import IO, Any, Iterable, Optional
 
 import orjson
 
@@ -17,7 +17,13 @@ class NdjsonSummaryWriter:
         self._file: Optional[IO[bytes]] = None
 
     def write(self, summaries: Iterable[Summary]) -> int:
-        lines = [orjson.dumps(s.model_dump(mode="json")) + b"\n" for s in summaries]
+        return self.write_dumped([s.model_dump(mode="json") for s in summaries])
+
+    def write_dumped(self, summaries: Iterable[dict[str, Any]]) -> int:
+        """`write` of summaries already dumped (`model_dump(mode="json")`), for a caller that
+        needs the dicts too."""
+        dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        lines = [dumps(s, option=option) for s in summaries]
         if not lines:
             return 0
         if self._file is None:

@@ -53,7 +53,8 @@ class _Lines:
         self.path, self._f = path, None
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        data = b"".join([dumps(r, option=option) for r in records])
         if data:
             if self._f is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,9 +95,9 @@ class EmbeddedPipeline:
                 n += 1
                 if n % CLOSE_EVERY == 0:
                     wall = now_ms()
-                    await self._write(await self.core.flush([0], wall, wall, with_state=False))
+                    await self._write(self.core.flush_now([0], wall, wall, with_state=False))
                     bar.update(CLOSE_EVERY)
-            await self._write(await self.core.flush([0], None, now_ms(), close_all=True, with_state=False))
+            await self._write(self.core.flush_now([0], None, now_ms(), close_all=True, with_state=False))
             bar.update(n % CLOSE_EVERY)
         finally:
             bar.close()
@@ -118,20 +119,21 @@ class EmbeddedPipeline:
         self.core.store.apply(out.deltas)
         self.closed_file.write(out.closed)
         summaries = await self.core.summarize_all(out.closed)
-        self.summaries.write(summaries)
-        self._tally(summaries)
+        dumped = [s.model_dump(mode="json") for s in summaries]  # once, for the file and the alerts
+        self.summaries.write_dumped(dumped)
+        self._tally(summaries, dumped)
         if self.alerts is not None:
-            self.alerts.feed_closed(out.closed, summaries)
+            self.alerts.feed_closed(out.closed, dumped)
 
-    def _tally(self, summaries: list[Any]) -> None:
+    def _tally(self, summaries: list[Any], dumped: list[dict[str, Any]]) -> None:
         r = self.report
         r.summaries += len(summaries)
-        for s in summaries:
+        for s, d in zip(summaries, dumped):
             r.summarizers[s.summarizer] += 1
             r.outcomes[s.outcome.status] += 1
             r.issues.update(i.type for i in s.potential_issues)
             if len(r.examples) < self.want_examples and len(s.potential_issues) >= 2:
-                r.examples.append(s.model_dump(mode="json"))
+                r.examples.append(d)
 
     def _close_files(self) -> None:
         self.summaries.close()

@@ -47,6 +47,15 @@ class Core:
             out.deltas = await asyncio.to_thread(self.closed_stage.enrich, out.closed, now_ms)
         return out
 
+    def flush_now(self, partitions: Iterable[int], clock_ms: Optional[int], now_ms: int,
+                  close_all: bool = False, with_state: bool = True) -> Flush:
+        """`flush` on the calling thread, for a runner with nothing to serve meanwhile (the
+        embedded one: no heartbeats, no LLM call in flight between its flushes)."""
+        out = self.stage.flush(partitions, clock_ms, (), close_all, with_state)
+        if out.closed:
+            out.deltas = self.closed_stage.enrich(out.closed, now_ms)
+        return out
+
     async def summarize(self, session: dict[str, Any]) -> list[Summary]:
         return await self.closed_stage.summarize(session)
 
