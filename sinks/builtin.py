@@ -76,11 +76,8 @@ def idempotency_key(window_id: str, profile: SummaryProfile) -> str:
 
 
 def _unique(items: Iterable[Optional[str]]) -> list[str]:
-    seen: list[str] = []
-    for item in items:
-        if item and item not in seen:
-            seen.append(item)
-    return seen
+    """The items that say something, each once, in first-seen order."""
+    return list(dict.fromkeys(item for item in items if item))
 
 
 def device_text(context: dict[str, Any], policy: PrivacyPolicy) -> Optional[str]:
@@ -97,6 +94,14 @@ def location_text(context: dict[str, Any], policy: PrivacyPolicy) -> Optional[st
     location = context.get("location") or {}
     parts = [location.get(k) for k in ("city", "region", "country") if location.get(k)]
     return policy.text(", ".join(str(p) for p in parts)) if parts else None
+
+
+def _derived(view: SessionView, signals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The frustration signals the source did not send as events (those already are events)."""
+    if not signals:
+        return []
+    source_ids = {e.get("event_id") for e in view.events if e.get("type") in FRUSTRATION_TYPES}
+    return [s for s in signals if s.get("event_id") not in source_ids]
 
 
 def _intent(goal: CompiledGoal) -> str:
@@ -141,9 +146,7 @@ class BuiltinSummarizer:
         if abandoned is not None:
             issues.append(abandoned)
         issues = found.rank(issues)
-        source_ids = {e.get("event_id") for e in view.events if e.get("type") in FRUSTRATION_TYPES}
-        derived = [s for s in signals if s.get("event_id") not in source_ids]
-        journey = build_journey(view, derived, self.policy, link, self.goal_words)
+        journey = build_journey(view, _derived(view, signals), self.policy, link, self.goal_words)
         analysis = Analysis(potential_issues=issues, journey=journey, outcome=outcome, goals=goals)
         analysis.key_insights = self.key_insights(view, analysis)
         return analysis

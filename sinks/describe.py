@@ -78,12 +78,20 @@ def target_label(event: Event, policy: PrivacyPolicy) -> str:
 
 
 def field_label(event: Event, policy: PrivacyPolicy) -> str:
-    """A form field in plain words: 'email' from input#email, name=card-number -> 'card number'."""
-    target = event.get("target") or {}
-    text = element_text(event)
+    """A form field in plain words: 'email' from input#email, name=card-number -> 'card number'.
+
+    Remembered per policy by (selector, text): a site's fields repeat across sessions."""
+    key = ((event.get("target") or {}).get("selector") or "", element_text(event))
+    labels = policy.memo("field_label")
+    label = labels.get(key)
+    if label is None:
+        label = labels[key] = _field_label(*key, policy)
+    return label
+
+
+def _field_label(selector: str, text: Optional[str], policy: PrivacyPolicy) -> str:
     if text:
         return clip(policy.text(text) or "", SELECTOR_CHARS)
-    selector = target.get("selector") or ""
     for marker in ("#", "name=", "[name=", "."):
         if marker in selector:
             word = selector.split(marker, 1)[1]

@@ -33,8 +33,20 @@ PRODUCT_LINK_WINDOW_MS = 3_000
 CLICK_TYPES = frozenset({"click", "error-click", "dead-click", "rage-click"})
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_NORMS: dict[Optional[str], str] = {}
+MEMO_ENTRIES = 10_000
+
+
 def norm(name: Optional[str]) -> str:
-    return re.sub(r"[^a-z0-9]", "", (name or "").lower())
+    """'Added to Cart' -> 'addedtocart' (remembered: a site's event names repeat)."""
+    known = _NORMS.get(name)
+    if known is None:
+        known = _NOT_ALNUM.sub("", (name or "").lower())
+        if len(_NORMS) >= MEMO_ENTRIES:
+            _NORMS.clear()
+        _NORMS[name] = known
+    return known
 
 
 def names(items: Iterable[str]) -> frozenset[str]:
@@ -72,11 +84,28 @@ def search_term(event: Event, policy: PrivacyPolicy) -> Optional[str]:
     url = event.get("url")
     if not url or "?" not in url:
         return None
+    return _url_search(url, policy)[1]
+
+
+def _url_search(url: str, policy: PrivacyPolicy) -> tuple[bool, Optional[str]]:
+    """(is a search page, its search words) for a URL, remembered per policy (URLs repeat)."""
+    searches = policy.memo("url_search")
+    known = searches.get(url)
+    if known is None:
+        term = _query_term(url, policy) if "?" in url else None
+        known = searches[url] = (bool(_SEARCH_PATH.search(url_path(url))) or term is not None, term)
+    return known
+
+
+def _query_term(url: str, policy: PrivacyPolicy) -> Optional[str]:
     params = parse_qs(urlsplit(url).query)
     for key in _SEARCH_PARAMS:
         if params.get(key) and params[key][0].strip() and params[key][0].strip() != MASK:
             return clip(policy.text(params[key][0].strip()) or "")
     return None
+
+
+_SEARCH_FIELDS: dict[str, bool] = {}
 
 
 def is_search(event: Event, policy: PrivacyPolicy) -> bool:
@@ -85,9 +114,15 @@ def is_search(event: Event, policy: PrivacyPolicy) -> bool:
         return norm(event.get("name")) in SEARCH_NAMES
     if etype == "input-change":
         target = event.get("target") or {}
-        return bool(_SEARCH_FIELD.search(f"{target.get('selector') or ''} {target.get('text') or ''}"))
+        label = f"{target.get('selector') or ''} {target.get('text') or ''}"
+        known = _SEARCH_FIELDS.get(label)
+        if known is None:
+            if len(_SEARCH_FIELDS) >= MEMO_ENTRIES:
+                _SEARCH_FIELDS.clear()
+            known = _SEARCH_FIELDS[label] = bool(_SEARCH_FIELD.search(label))
+        return known
     if etype == "navigate" and event.get("url"):
-        return bool(_SEARCH_PATH.search(url_path(event["url"]))) or search_term(event, policy) is not None
+        return _url_search(event["url"], policy)[0]
     return False
 
 
@@ -96,13 +131,22 @@ def product_viewed(event: Event, policy: PrivacyPolicy) -> Optional[str]:
     if is_custom(event, PRODUCT_NAMES):
         return product_name(event, policy) or "a product"
     if event.get("type") == "navigate" and event.get("url"):
-        match = _PRODUCT_PATH.search(url_path(event["url"]))
-        if match:
-            slug = match.group(2)
-            if _ID_SLUG.fullmatch(slug):  # an id, not a name
-                return f"product {clip(policy.text(slug) or '', 40)}"
-            return clip(policy.text(slug.replace("-", " ").replace("_", " ")) or "")
+        products = policy.memo("url_product")  # remembered per policy: URLs repeat
+        url = event["url"]
+        if url not in products:
+            products[url] = _url_product(url, policy)
+        return products[url]
     return None
+
+
+def _url_product(url: str, policy: PrivacyPolicy) -> Optional[str]:
+    match = _PRODUCT_PATH.search(url_path(url))
+    if not match:
+        return None
+    slug = match.group(2)
+    if _ID_SLUG.fullmatch(slug):  # an id, not a name
+        return f"product {clip(policy.text(slug) or '', 40)}"
+    return clip(policy.text(slug.replace("-", " ").replace("_", " ")) or "")
 
 
 def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
@@ -126,7 +170,6 @@ def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
 
 
 _SUBMIT_LABELS: dict[str, bool] = {}
-MEMO_ENTRIES = 10_000
 
 
 def is_submit_click(event: Event) -> bool:
