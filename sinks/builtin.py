@@ -31,12 +31,12 @@ from replaylens.sinks.outcome import abandonment_issue, decide_outcome
 from replaylens.sinks.profile_view import SessionView, build_view
 from replaylens.sinks.schema_fill import fill_schema
 from replaylens.sinks.signals_view import frustration_signals
-from replaylens.sinks.vocabulary import (CART_NAMES, is_custom, is_search, page_type, product_name,
-                                         product_viewed, product_views, search_term)
+from replaylens.sinks.vocabulary import (CART_NAMES, is_search, norm, page_type, product_name,
+                                         product_viewed, search_term, viewed_product)
 from replaylens.schemas.events import FRUSTRATION_TYPES
 
 MAX_LISTED = 6
-SEARCH_TYPES = frozenset({"custom", "input-change", "navigate"})
+ACTIVITY_TYPES = frozenset({"custom", "input-change", "navigate"})  # what gather_activity reads
 MAX_STORY_STEPS = 10
 MAX_FRICTION_LISTED = 3
 _HELP_PATH = re.compile(r"help|support|faq|docs?|documentation|contact|knowledge|kb\b|guide", re.I)
@@ -94,6 +94,44 @@ def location_text(context: dict[str, Any], policy: PrivacyPolicy) -> Optional[st
     location = context.get("location") or {}
     parts = [location.get(k) for k in ("city", "region", "country") if location.get(k)]
     return policy.text(", ".join(str(p) for p in parts)) if parts else None
+
+
+@dataclass
+class Activity:
+    """What the key insights say a session did, gathered in one pass over its events."""
+
+    search_terms: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    cart_adds: list[dict[str, Any]] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)  # form fields filled in (not search boxes)
+
+
+def gather_activity(events: list[dict[str, Any]], policy: PrivacyPolicy) -> Activity:
+    """Searches, products viewed, cart adds and form fields, each list in order of first sight."""
+    terms: dict[str, None] = {}
+    products: dict[str, None] = {}
+    fields: dict[str, None] = {}
+    cart_adds = []
+    for index, event in enumerate(events):
+        etype = event.get("type")
+        if etype not in ACTIVITY_TYPES:
+            continue
+        if is_search(event, policy):
+            term = search_term(event, policy)
+            if term:
+                terms[term] = None
+        elif etype == "input-change":
+            label = field_label(event, policy)
+            if label:
+                fields[label] = None
+        if etype == "input-change":
+            continue
+        product = viewed_product(events, index, policy)
+        if product:
+            products[product] = None
+        if etype == "custom" and norm(event.get("name")) in CART_NAMES:
+            cart_adds.append(event)
+    return Activity(list(terms), list(products), cart_adds, list(fields))
 
 
 def _derived(view: SessionView, signals: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,7 +195,8 @@ class BuiltinSummarizer:
         story = self._story(analysis)
         if story:
             insights.append(story)
-        insights += self._shopping_insights(view)
+        activity = gather_activity(view.events, self.policy)
+        insights += self._shopping_insights(activity)
         pages = _unique(page_label(step.url, self.policy) for step in analysis.journey)
         if analysis.journey:
             views = plural(len(analysis.journey), "page")
@@ -168,8 +207,7 @@ class BuiltinSummarizer:
             if longest.time_on_page_ms > 0:
                 insights.append(f"Spent the longest on {page_label(longest.url, self.policy)} "
                                 f"({human_duration(longest.time_on_page_ms)})")
-        fields = _unique(field_label(e, self.policy) for e in view.events
-                         if e.get("type") == "input-change" and not is_search(e, self.policy))
+        fields = activity.fields
         if fields:
             insights.append(f"Filled in {plural(len(fields), 'form field')} "
                             f"({listing(fields, 4)}); typed values are not recorded")
@@ -210,17 +248,15 @@ class BuiltinSummarizer:
         text = "In order: " + ", ".join(shown)
         return text + (f" and {plural(more, 'more action')}" if more else "")
 
-    def _shopping_insights(self, view: SessionView) -> list[str]:
+    def _shopping_insights(self, activity: Activity) -> list[str]:
         insights = []
-        searches = [e for e in view.events if e.get("type") in SEARCH_TYPES and is_search(e, self.policy)]
-        terms = _unique(search_term(e, self.policy) for e in searches)
-        if terms:
-            insights.append(f"Searched for {listing([quoted(t) for t in terms], 4)}")
-        products = product_views(view.events, self.policy)
+        if activity.search_terms:
+            insights.append(f"Searched for {listing([quoted(t) for t in activity.search_terms], 4)}")
+        products = activity.products
         if products:
             insights.append(f"Viewed {plural(len(products), 'product')}: "
                             f"{listing([quoted(p) for p in products], 4)}")
-        cart_adds = [e for e in view.events if e.get("type") == "custom" and is_custom(e, CART_NAMES)]
+        cart_adds = activity.cart_adds
         if cart_adds:
             items = _unique(product_name(e, self.policy) for e in cart_adds)
             named = f": {listing([quoted(i) for i in items], 4)}" if items else ""

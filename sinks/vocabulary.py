@@ -155,18 +155,26 @@ def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
     for index, event in enumerate(events):
         if event.get("type") not in ("custom", "navigate"):
             continue
-        name = product_viewed(event, policy)
-        if not name:
-            continue
-        prior = events[index - 1] if index else None
-        if (name.startswith("product ") and event.get("type") == "navigate" and prior
-                and prior.get("type") == "click"
-                and event["timestamp"] - prior["timestamp"] <= PRODUCT_LINK_WINDOW_MS
-                and (prior.get("target") or {}).get("text") not in (None, "", MASK)):
-            name = clip(policy.text(prior["target"]["text"]) or "")
-        if name not in found:
+        name = viewed_product(events, index, policy)
+        if name and name not in found:
             found.append(name)
     return found
+
+
+def viewed_product(events: list[Event], index: int, policy: PrivacyPolicy) -> Optional[str]:
+    """The product events[index] views, if any: an id-only product URL is named by the product
+    link clicked just before it."""
+    event = events[index]
+    name = product_viewed(event, policy)
+    if not name:
+        return None
+    prior = events[index - 1] if index else None
+    if (name.startswith("product ") and event.get("type") == "navigate" and prior
+            and prior.get("type") == "click"
+            and event["timestamp"] - prior["timestamp"] <= PRODUCT_LINK_WINDOW_MS
+            and (prior.get("target") or {}).get("text") not in (None, "", MASK)):
+        name = clip(policy.text(prior["target"]["text"]) or "")
+    return name
 
 
 _SUBMIT_LABELS: dict[str, bool] = {}
