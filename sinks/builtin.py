@@ -191,22 +191,25 @@ class BuiltinSummarizer:
 
     # ------------------------------------------------------------------ key insights: the story
     def key_insights(self, view: SessionView, analysis: Analysis) -> list[str]:
-        insights = [self._purpose(view, analysis)]
-        story = self._story(analysis)
+        # Each page's label and kind, once: the purpose, the story and the pages all say them.
+        labels = [page_label(step.url, self.policy) for step in analysis.journey]
+        kinds = [page_type(step.url) for step in analysis.journey]
+        insights = [self._purpose(analysis, kinds)]
+        story = self._story(analysis, labels, kinds)
         if story:
             insights.append(story)
         activity = gather_activity(view.events, self.policy)
         insights += self._shopping_insights(activity)
-        pages = _unique(page_label(step.url, self.policy) for step in analysis.journey)
+        pages = _unique(labels)
         if analysis.journey:
             views = plural(len(analysis.journey), "page")
             distinct = f" ({len(pages)} different)" if len(pages) != len(analysis.journey) else ""
             insights.append(f"Viewed {views}{distinct}: {listing(pages, MAX_LISTED)}")
         if len(analysis.journey) > 1:
-            longest = max(analysis.journey, key=lambda s: s.time_on_page_ms)
-            if longest.time_on_page_ms > 0:
-                insights.append(f"Spent the longest on {page_label(longest.url, self.policy)} "
-                                f"({human_duration(longest.time_on_page_ms)})")
+            longest = max(range(len(labels)), key=lambda i: analysis.journey[i].time_on_page_ms)
+            time_on_page = analysis.journey[longest].time_on_page_ms
+            if time_on_page > 0:
+                insights.append(f"Spent the longest on {labels[longest]} ({human_duration(time_on_page)})")
         fields = activity.fields
         if fields:
             insights.append(f"Filled in {plural(len(fields), 'form field')} "
@@ -217,7 +220,7 @@ class BuiltinSummarizer:
                             "(as the summary profile selects)")
         return insights
 
-    def _purpose(self, view: SessionView, analysis: Analysis) -> str:
+    def _purpose(self, analysis: Analysis, page_kinds: list[Optional[str]]) -> str:
         outcome = analysis.outcome
         goal = next((g.goal for g in analysis.goals if g.goal.name == outcome.goal), None)
         if outcome.status == "converted" and goal is not None:
@@ -226,16 +229,17 @@ class BuiltinSummarizer:
             why = f" ({quoted(outcome.reason)})" if outcome.reason else ""
             tries = f" after {plural(outcome.failed_attempts, 'failed attempt')}" if outcome.failed_attempts else ""
             return f"Came to {_intent(goal)} but gave up{tries}{why}"
-        kinds = _unique(page_type(step.url) for step in analysis.journey)
+        kinds = _unique(page_kinds)
         if kinds:
             return f"Browsed without a goal in sight: {listing(kinds, 4)}"
         return "Browsed without a goal in sight"
 
-    def _story(self, analysis: Analysis) -> Optional[str]:
+    @staticmethod
+    def _story(analysis: Analysis, labels: list[str], kinds: list[Optional[str]]) -> Optional[str]:
         steps: list[str] = []
         previous_kind = None
-        for step in analysis.journey:
-            kind = page_type(step.url) or page_label(step.url, self.policy)
+        for step, label, page_kind in zip(analysis.journey, labels, kinds):
+            kind = page_kind or label
             if kind != previous_kind:
                 steps.append(f"went to {kind}" if steps else f"landed on {kind}")
             previous_kind = kind
@@ -305,7 +309,9 @@ class BuiltinSummarizer:
         lines += ["", "**Potential issues**"]
         lines += [f"- {md_link(i.description, i.link)} at {clock(i.timestamp - view.started_at)} "
                   f"({i.severity} severity)" for i in analysis.potential_issues] or ["- None detected."]
-        comparisons = sorted(view.comparisons, key=lambda c: not c.get("worse"))
+        # Worse first, each group in its order (a stable sort on "not worse", without a key call each)
+        comparisons = ([c for c in view.comparisons if c.get("worse")]
+                       + [c for c in view.comparisons if not c.get("worse")])
         if comparisons:
             lines += ["", "**Compared with the average experience**"]
             lines += [f"- {self.policy.text(c.get('text') or '')}" for c in comparisons[:MAX_LISTED]]
