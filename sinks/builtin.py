@@ -31,12 +31,11 @@ from replaylens.sinks.outcome import abandonment_issue, decide_outcome
 from replaylens.sinks.profile_view import SessionView, build_view
 from replaylens.sinks.schema_fill import fill_schema
 from replaylens.sinks.signals_view import frustration_signals
-from replaylens.sinks.vocabulary import (CART_NAMES, is_search, norm, page_type, product_name,
-                                         product_viewed, search_term, viewed_product)
+from replaylens.sinks.vocabulary import (CART_NAMES, is_search, named_product, norm, page_type, product_name,
+                                         product_viewed, search_term, url_words, viewed_product)
 from replaylens.schemas.events import FRUSTRATION_TYPES
 
 MAX_LISTED = 6
-ACTIVITY_TYPES = frozenset({"custom", "input-change", "navigate"})  # what gather_activity reads
 MAX_STORY_STEPS = 10
 MAX_FRICTION_LISTED = 3
 _HELP_PATH = re.compile(r"help|support|faq|docs?|documentation|contact|knowledge|kb\b|guide", re.I)
@@ -114,23 +113,32 @@ def gather_activity(events: list[dict[str, Any]], policy: PrivacyPolicy) -> Acti
     cart_adds = []
     for index, event in enumerate(events):
         etype = event.get("type")
-        if etype not in ACTIVITY_TYPES:
-            continue
-        if is_search(event, policy):
-            term = search_term(event, policy)
+        if etype == "navigate":
+            url = event.get("url")
+            words = url_words(url, policy) if url else None
+            if words and words.term:
+                terms[words.term] = None
+            if words and words.product:
+                products[named_product(events, index, words.product, policy)] = None
+        elif etype == "input-change":
+            if not is_search(event, policy):
+                label = field_label(event, policy)
+                if label:
+                    fields[label] = None
+                continue
+            term = search_term(event, policy)  # a search box: the words are in the page's URL
             if term:
                 terms[term] = None
-        elif etype == "input-change":
-            label = field_label(event, policy)
-            if label:
-                fields[label] = None
-        if etype == "input-change":
-            continue
-        product = viewed_product(events, index, policy)
-        if product:
-            products[product] = None
-        if etype == "custom" and norm(event.get("name")) in CART_NAMES:
-            cart_adds.append(event)
+        elif etype == "custom":
+            if is_search(event, policy):
+                term = search_term(event, policy)
+                if term:
+                    terms[term] = None
+            product = viewed_product(events, index, policy)
+            if product is not None:
+                products[product] = None
+            if norm(event.get("name")) in CART_NAMES:
+                cart_adds.append(event)
     return Activity(list(terms), list(products), cart_adds, list(fields))
 
 

@@ -7,7 +7,7 @@ from custom event names, URL paths and element labels. Goal reach and abandonmen
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from replaylens.config.privacy import MASK, PrivacyPolicy
@@ -84,16 +84,23 @@ def search_term(event: Event, policy: PrivacyPolicy) -> Optional[str]:
     url = event.get("url")
     if not url or "?" not in url:
         return None
-    return _url_search(url, policy)[1]
+    return url_words(url, policy).term
 
 
-def _url_search(url: str, policy: PrivacyPolicy) -> tuple[bool, Optional[str]]:
-    """(is a search page, its search words) for a URL, remembered per policy (URLs repeat)."""
-    searches = policy.memo("url_search")
-    known = searches.get(url)
+class UrlWords(NamedTuple):
+    search: bool            # a search page, by its path or its query
+    term: Optional[str]     # the search words in its query, masked
+    product: Optional[str]  # the product it shows, masked ("product 123" for an id-only URL)
+
+
+def url_words(url: str, policy: PrivacyPolicy) -> UrlWords:
+    """What a page URL says of searches and products, remembered per policy (a site's URLs repeat)."""
+    memo = policy.memo("url_words")
+    known = memo.get(url)
     if known is None:
         term = _query_term(url, policy) if "?" in url else None
-        known = searches[url] = (bool(_SEARCH_PATH.search(url_path(url))) or term is not None, term)
+        known = memo[url] = UrlWords(bool(_SEARCH_PATH.search(url_path(url))) or term is not None, term,
+                                     _url_product(url, policy))
     return known
 
 
@@ -122,7 +129,7 @@ def is_search(event: Event, policy: PrivacyPolicy) -> bool:
             known = _SEARCH_FIELDS[label] = bool(_SEARCH_FIELD.search(label))
         return known
     if etype == "navigate" and event.get("url"):
-        return _url_search(event["url"], policy)[0]
+        return url_words(event["url"], policy).search
     return False
 
 
@@ -131,11 +138,7 @@ def product_viewed(event: Event, policy: PrivacyPolicy) -> Optional[str]:
     if is_custom(event, PRODUCT_NAMES):
         return product_name(event, policy) or "a product"
     if event.get("type") == "navigate" and event.get("url"):
-        products = policy.memo("url_product")  # remembered per policy: URLs repeat
-        url = event["url"]
-        if url not in products:
-            products[url] = _url_product(url, policy)
-        return products[url]
+        return url_words(event["url"], policy).product
     return None
 
 
@@ -156,24 +159,27 @@ def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
         if event.get("type") not in ("custom", "navigate"):
             continue
         name = viewed_product(events, index, policy)
-        if name and name not in found:
+        if name is not None and name not in found:
             found.append(name)
     return found
 
 
 def viewed_product(events: list[Event], index: int, policy: PrivacyPolicy) -> Optional[str]:
-    """The product events[index] views, if any: an id-only product URL is named by the product
-    link clicked just before it."""
+    """The product events[index] views, if any (see `named_product`)."""
+    name = product_viewed(events[index], policy)
+    return named_product(events, index, name, policy) if name else None
+
+
+def named_product(events: list[Event], index: int, name: str, policy: PrivacyPolicy) -> str:
+    """`name` of the product events[index] views, except that an id-only product URL is named by
+    the product link clicked just before it."""
     event = events[index]
-    name = product_viewed(event, policy)
-    if not name:
-        return None
     prior = events[index - 1] if index else None
     if (name.startswith("product ") and event.get("type") == "navigate" and prior
             and prior.get("type") == "click"
             and event["timestamp"] - prior["timestamp"] <= PRODUCT_LINK_WINDOW_MS
             and (prior.get("target") or {}).get("text") not in (None, "", MASK)):
-        name = clip(policy.text(prior["target"]["text"]) or "")
+        return clip(policy.text(prior["target"]["text"]) or "")
     return name
 
 
