@@ -23,7 +23,7 @@ from replaylens.schemas.profiles import SummaryProfile
 from replaylens.schemas.sessions import Comparison
 from replaylens.schemas.summaries import JourneyStep, Outcome, PotentialIssue, Summary
 from replaylens.sinks import incidents as found
-from replaylens.sinks.describe import field_label, page_label, quoted
+from replaylens.sinks.describe import field_label, of_types, page_label, positions_of_types, quoted
 from replaylens.sinks.goals import CompiledGoal, GoalProgress, compile_goals, track_goals
 from replaylens.sinks.journey import build_journey
 from replaylens.sinks.links import LinkSettings, md_link
@@ -36,6 +36,7 @@ from replaylens.sinks.vocabulary import (CART_NAMES, is_search, named_product, n
 from replaylens.schemas.events import FRUSTRATION_TYPES
 
 MAX_LISTED = 6
+ACTIVITY_TYPES = frozenset({"navigate", "input-change", "custom"})  # what gather_activity reads
 MAX_STORY_STEPS = 10
 MAX_FRICTION_LISTED = 3
 _HELP_PATH = re.compile(r"help|support|faq|docs?|documentation|contact|knowledge|kb\b|guide", re.I)
@@ -111,7 +112,7 @@ def gather_activity(events: list[dict[str, Any]], policy: PrivacyPolicy) -> Acti
     products: dict[str, None] = {}
     fields: dict[str, None] = {}
     cart_adds = []
-    for index, event in enumerate(events):
+    for index, event in positions_of_types(events, ACTIVITY_TYPES):
         etype = event.get("type")
         if etype == "navigate":
             url = event.get("url")
@@ -146,7 +147,7 @@ def _derived(view: SessionView, signals: list[dict[str, Any]]) -> list[dict[str,
     """The frustration signals the source did not send as events (those already are events)."""
     if not signals:
         return []
-    source_ids = {e.get("event_id") for e in view.events if e.get("type") in FRUSTRATION_TYPES}
+    source_ids = {e.get("event_id") for e in of_types(view.events, FRUSTRATION_TYPES)}
     return [s for s in signals if s.get("event_id") not in source_ids]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from replaylens.config.goals import Goal
-from replaylens.sinks.describe import Event, url_path
+from replaylens.sinks.describe import Event, of_types, url_path
 from replaylens.sinks.vocabulary import CLICK_TYPES, is_submit_click, names, norm
 
 
@@ -107,6 +107,7 @@ class GoalProgress:
 ERROR_EVENT_TYPES = ("network-error", "console-error")
 INTERACTION_TYPES = CLICK_TYPES | {"input-change"}
 GOAL_EVENT_TYPES = INTERACTION_TYPES | {"custom", "navigate"}
+TRACKED_TYPES = GOAL_EVENT_TYPES | frozenset(ERROR_EVENT_TYPES)  # what track_goals follows
 MEMO_ENTRIES = 10_000
 
 
@@ -172,7 +173,7 @@ def track_goals(events: list[Event], goals: tuple[CompiledGoal, ...]) -> list[Go
     index = goal_index(goals)
     progress = [GoalProgress(g) for g in goals]
     last_error_at = -1
-    for event in events:
+    for event in of_types(events, TRACKED_TYPES):
         etype = event.get("type")
         if etype in ERROR_EVENT_TYPES:
             last_error_at = event["timestamp"]

@@ -10,7 +10,7 @@ from replaylens.config.privacy import PrivacyPolicy
 from replaylens.config.wording import plural
 from replaylens.schemas.events import FRUSTRATION_TYPES
 from replaylens.schemas.summaries import JourneyStep
-from replaylens.sinks.describe import Event, clip, field_label, quoted, target_label
+from replaylens.sinks.describe import Event, clip, field_label, not_of_types, quoted, target_label
 from replaylens.sinks.profile_view import SessionView
 from replaylens.sinks.vocabulary import (CART_NAMES, CART_VIEW_NAMES, CHECKOUT_NAMES, PRODUCT_NAMES,
                                          SEARCH_NAMES, is_search, norm, product_name, search_term)
@@ -121,7 +121,7 @@ def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], poli
     `derived_signals` are the frustration signals the source did not send as events (those are
     already among the events)."""
     pages = sorted(view.pages, key=_ENTERED_AT)
-    said = [e for e in view.events + derived_signals if e.get("type") not in _UNSAID]
+    said = not_of_types(view.events + derived_signals, _UNSAID)
     said.sort(key=_TIMESTAMP)
     stamps = [e["timestamp"] for e in said]
     steps = []
