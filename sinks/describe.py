@@ -4,9 +4,7 @@ Every label passes through the privacy policy given to it: nothing here masks on
 """
 from __future__ import annotations
 
-from itertools import compress, repeat
-from operator import not_
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from replaylens.config.privacy import MASK, PrivacyPolicy
@@ -19,27 +17,21 @@ MESSAGE_CHARS = 120
 
 
 # ------------------------------------------------------------------ selecting events
-# Every part of a summary reads only a few kinds of events. These pick them out with the loop in
-# C (map/compress): a Python loop over all of a session's events costs more than the work on the
-# few it keeps, and a summary does several.
-
-def _types(events: list[Event]) -> Iterator[Any]:
-    return map(dict.get, events, repeat("type"))
-
+# Each part of a summary reads only a few kinds of events: it picks them out, then loops over those.
 
 def of_types(events: list[Event], types: frozenset[str]) -> list[Event]:
     """The events whose type is one of `types`, in order."""
-    return list(compress(events, map(types.__contains__, _types(events))))
+    return [event for event in events if event.get("type") in types]
 
 
 def not_of_types(events: list[Event], types: frozenset[str]) -> list[Event]:
     """The events whose type is none of `types`, in order."""
-    return list(compress(events, map(not_, map(types.__contains__, _types(events)))))
+    return [event for event in events if event.get("type") not in types]
 
 
-def positions_of_types(events: list[Event], types: frozenset[str]) -> Iterable[tuple[int, Event]]:
+def positions_of_types(events: list[Event], types: frozenset[str]) -> list[tuple[int, Event]]:
     """(index, event) for the events whose type is one of `types`, in order."""
-    return compress(enumerate(events), map(types.__contains__, _types(events)))
+    return [(index, event) for index, event in enumerate(events) if event.get("type") in types]
 
 
 def clip(text: str, limit: int = LABEL_CHARS) -> str:
