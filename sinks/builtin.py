@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from replaylens.aggregates.urls import display_path
 from replaylens.config.goals import Goal
 from replaylens.config.privacy import DEFAULT_POLICY, PrivacyPolicy
 from replaylens.config.settings import setting_default
@@ -312,18 +313,22 @@ class BuiltinSummarizer:
             text += ". No potential issues."
         return text
 
-    def render_markdown(self, view: SessionView, analysis: Analysis) -> str:
+    def render_markdown(self, view: SessionView, analysis: Analysis,
+                        comparisons: Optional[list[dict[str, Any]]] = None) -> str:
+        """`comparisons`: the summary's (masked) comparisons, when the caller has made them."""
+        if comparisons is None:
+            comparisons = self.summary_comparisons(view)
         lines = [f"**Overview:** {self.overview(view, analysis)}", "", "**Key insights**"]
         lines += [f"- {i}" for i in analysis.key_insights] or ["- Nothing notable happened."]
         lines += ["", "**Potential issues**"]
         lines += [f"- {md_link(i.description, i.link)} at {clock(i.timestamp - view.started_at)} "
                   f"({i.severity} severity)" for i in analysis.potential_issues] or ["- None detected."]
         # Worse first, each group in its order (a stable sort on "not worse", without a key call each)
-        comparisons = ([c for c in view.comparisons if c.get("worse")]
-                       + [c for c in view.comparisons if not c.get("worse")])
+        comparisons = ([c for c in comparisons if c.get("worse")]
+                       + [c for c in comparisons if not c.get("worse")])
         if comparisons:
             lines += ["", "**Compared with the average experience**"]
-            lines += [f"- {self.policy.text(c.get('text') or '')}" for c in comparisons[:MAX_LISTED]]
+            lines += [f"- {c.get('text') or ''}" for c in comparisons[:MAX_LISTED]]
             if len(comparisons) > MAX_LISTED:
                 lines.append(f"- and {plural(len(comparisons) - MAX_LISTED, 'more comparison')}")
         if analysis.journey:
@@ -408,9 +413,38 @@ class BuiltinSummarizer:
             return None
         return {"id": user.get("id"), "email": self.policy.display_email(user.get("email"))}
 
+    def summary_comparisons(self, view: SessionView) -> list[dict[str, Any]]:
+        """The session's comparisons with their texts masked, for the summary (which validates
+        them) and its markdown. The closing stage writes each text from figures of its own and
+        the page's path (`display_path` of its URL): when that path holds nothing to mask (known
+        once per URL: URLs repeat, texts with their figures do not), neither does the text, and
+        the comparison is passed on as it is. Any other text is masked whole."""
+        clean_pages = self.policy.memo("comparison-pages")
+        masked = []
+        for comparison in view.comparisons:
+            url, text = comparison.get("url"), comparison.get("text")
+            page = clean_pages.get(url)
+            if page is None:
+                page = clean_pages[url] = self._clean_page(url)
+            if page and type(text) is str and page in text:
+                masked.append(comparison)
+            elif isinstance(text, str):
+                masked.append({**comparison, "text": self.policy.text_once(text)})
+            else:
+                masked.append(comparison)  # not a text: the summary's validation says so
+        return masked
+
+    def _clean_page(self, url: Any) -> str:
+        """The page's path as comparison texts show it, or "" when it holds something to mask."""
+        if not isinstance(url, str):
+            return ""
+        page = display_path(url)
+        return page if self.policy.text_once(page) == page else ""
+
     def summarize(self, session: dict[str, Any], profile: SummaryProfile, *, generated_at: int) -> Summary:
         view = build_view(session, profile)
         analysis = self.analyze(view)
+        comparisons = self.summary_comparisons(view)
         base = dict(
             idempotency_key=idempotency_key(view.window_id, profile),
             session_id=view.session_id, window_id=view.window_id, part=view.part,
@@ -419,13 +453,12 @@ class BuiltinSummarizer:
             ended_at=int(session["ended_at"]), key_insights=analysis.key_insights,
             potential_issues=analysis.potential_issues, journey=analysis.journey,
             outcome=analysis.outcome,
-            comparisons=view.comparisons,  # validated with the summary, in one pass
+            comparisons=comparisons,
         )
         if profile.llm.output_schema is None:
-            return Summary(status="READY", summary=self.render_markdown(view, analysis), **base)
+            return Summary(status="READY", summary=self.render_markdown(view, analysis, comparisons), **base)
         try:
             answer = fill_schema(profile.llm.output_schema, self.facts(view, analysis))
         except ValueError as exc:
             return Summary(status="FAILED", summary="", error=str(exc), **base)
         return Summary(status="READY", summary=json.dumps(answer, ensure_ascii=False), **base)
-
