@@ -48,6 +48,10 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _MAX_DECODE_ROUNDS = 3
 _DIGIT = re.compile(r"\d")
+# Every card number, SSN and phone number above holds such a run (a digit, 8+ of digits, spaces,
+# dashes, dots or brackets, a digit): a text without one needs none of those three scans.
+_DIGIT_RUN = re.compile(r"\d[\d ().-]{8,}\d")
+_MAY_NEED_MASKING = re.compile(f"{_AT_HINT.pattern}|{_DIGIT_RUN.pattern}", re.I)  # either, in one scan
 # Masked texts and URLs are remembered: a site's pages and labels repeat across sessions. Bounded,
 # and cleared whole when full (cheaper than LRU bookkeeping on this hot path).
 MEMO_ENTRIES = 50_000
@@ -158,14 +162,25 @@ class PrivacyPolicy:
         done = self._texts.get(text)
         if done is not None:
             return done
+        masked = self._masked_text(text)
+        _remember(self._texts, text, masked)
+        return masked
+
+    def text_once(self, text: str) -> str:
+        """`text()` for a text made once (a comparison's, with its own figures): one scan when
+        nothing is to be masked, and not remembered (it would only push out texts that repeat)."""
+        if not text or _MAY_NEED_MASKING.search(text) is None:
+            return text
+        return self._masked_text(text)
+
+    def _masked_text(self, text: str) -> str:
         masked = text
         if not self.unmask_emails and _AT_HINT.search(masked):
             masked = _EMAIL.sub(EMAIL_MASK, masked)
-        if _DIGIT.search(masked):
+        if _DIGIT_RUN.search(masked):
             masked = _CARD.sub(_mask_card, masked)
             masked = _SSN.sub(MASK, masked)
             masked = _PHONE.sub(MASK, masked)
-        _remember(self._texts, text, masked)
         return masked
 
     def memo(self, name: str) -> dict[Any, Any]:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from replaylens.aggregates.urls import display_path
 from replaylens.config.goals import Goal
 from replaylens.config.privacy import DEFAULT_POLICY, PrivacyPolicy
 from replaylens.config.settings import setting_default
@@ -23,7 +24,7 @@ from replaylens.schemas.profiles import SummaryProfile
 from replaylens.schemas.sessions import Comparison
 from replaylens.schemas.summaries import JourneyStep, Outcome, PotentialIssue, Summary
 from replaylens.sinks import incidents as found
-from replaylens.sinks.describe import field_label, page_label, quoted
+from replaylens.sinks.describe import field_label, of_types, page_label, positions_of_types, quoted
 from replaylens.sinks.goals import CompiledGoal, GoalProgress, compile_goals, track_goals
 from replaylens.sinks.journey import build_journey
 from replaylens.sinks.links import LinkSettings, md_link
@@ -31,12 +32,12 @@ from replaylens.sinks.outcome import abandonment_issue, decide_outcome
 from replaylens.sinks.profile_view import SessionView, build_view
 from replaylens.sinks.schema_fill import fill_schema
 from replaylens.sinks.signals_view import frustration_signals
-from replaylens.sinks.vocabulary import (CART_NAMES, is_custom, is_search, page_type, product_name,
-                                         product_viewed, product_views, search_term)
+from replaylens.sinks.vocabulary import (CART_NAMES, is_search, named_product, norm, page_type, product_name,
+                                         product_viewed, search_term, url_words, viewed_product)
 from replaylens.schemas.events import FRUSTRATION_TYPES
 
 MAX_LISTED = 6
-SEARCH_TYPES = frozenset({"custom", "input-change", "navigate"})
+ACTIVITY_TYPES = frozenset({"navigate", "input-change", "custom"})  # what gather_activity reads
 MAX_STORY_STEPS = 10
 MAX_FRICTION_LISTED = 3
 _HELP_PATH = re.compile(r"help|support|faq|docs?|documentation|contact|knowledge|kb\b|guide", re.I)
@@ -76,11 +77,8 @@ def idempotency_key(window_id: str, profile: SummaryProfile) -> str:
 
 
 def _unique(items: Iterable[Optional[str]]) -> list[str]:
-    seen: list[str] = []
-    for item in items:
-        if item and item not in seen:
-            seen.append(item)
-    return seen
+    """The items that say something, each once, in first-seen order."""
+    return list(dict.fromkeys(item for item in items if item))
 
 
 def device_text(context: dict[str, Any], policy: PrivacyPolicy) -> Optional[str]:
@@ -97,6 +95,61 @@ def location_text(context: dict[str, Any], policy: PrivacyPolicy) -> Optional[st
     location = context.get("location") or {}
     parts = [location.get(k) for k in ("city", "region", "country") if location.get(k)]
     return policy.text(", ".join(str(p) for p in parts)) if parts else None
+
+
+@dataclass
+class Activity:
+    """What the key insights say a session did, gathered in one pass over its events."""
+
+    search_terms: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    cart_adds: list[dict[str, Any]] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)  # form fields filled in (not search boxes)
+
+
+def gather_activity(events: list[dict[str, Any]], policy: PrivacyPolicy) -> Activity:
+    """Searches, products viewed, cart adds and form fields, each list in order of first sight."""
+    terms: dict[str, None] = {}
+    products: dict[str, None] = {}
+    fields: dict[str, None] = {}
+    cart_adds = []
+    for index, event in positions_of_types(events, ACTIVITY_TYPES):
+        etype = event.get("type")
+        if etype == "navigate":
+            url = event.get("url")
+            words = url_words(url, policy) if url else None
+            if words and words.term:
+                terms[words.term] = None
+            if words and words.product:
+                products[named_product(events, index, words.product, policy)] = None
+        elif etype == "input-change":
+            if not is_search(event, policy):
+                label = field_label(event, policy)
+                if label:
+                    fields[label] = None
+                continue
+            term = search_term(event, policy)  # a search box: the words are in the page's URL
+            if term:
+                terms[term] = None
+        elif etype == "custom":
+            if is_search(event, policy):
+                term = search_term(event, policy)
+                if term:
+                    terms[term] = None
+            product = viewed_product(events, index, policy)
+            if product is not None:
+                products[product] = None
+            if norm(event.get("name")) in CART_NAMES:
+                cart_adds.append(event)
+    return Activity(list(terms), list(products), cart_adds, list(fields))
+
+
+def _derived(view: SessionView, signals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The frustration signals the source did not send as events (those already are events)."""
+    if not signals:
+        return []
+    source_ids = {e.get("event_id") for e in of_types(view.events, FRUSTRATION_TYPES)}
+    return [s for s in signals if s.get("event_id") not in source_ids]
 
 
 def _intent(goal: CompiledGoal) -> str:
@@ -141,32 +194,33 @@ class BuiltinSummarizer:
         if abandoned is not None:
             issues.append(abandoned)
         issues = found.rank(issues)
-        source_ids = {e.get("event_id") for e in view.events if e.get("type") in FRUSTRATION_TYPES}
-        derived = [s for s in signals if s.get("event_id") not in source_ids]
-        journey = build_journey(view, derived, self.policy, link, self.goal_words)
+        journey = build_journey(view, _derived(view, signals), self.policy, link, self.goal_words)
         analysis = Analysis(potential_issues=issues, journey=journey, outcome=outcome, goals=goals)
         analysis.key_insights = self.key_insights(view, analysis)
         return analysis
 
     # ------------------------------------------------------------------ key insights: the story
     def key_insights(self, view: SessionView, analysis: Analysis) -> list[str]:
-        insights = [self._purpose(view, analysis)]
-        story = self._story(analysis)
+        # Each page's label and kind, once: the purpose, the story and the pages all say them.
+        labels = [page_label(step.url, self.policy) for step in analysis.journey]
+        kinds = [page_type(step.url) for step in analysis.journey]
+        insights = [self._purpose(analysis, kinds)]
+        story = self._story(analysis, labels, kinds)
         if story:
             insights.append(story)
-        insights += self._shopping_insights(view)
-        pages = _unique(page_label(step.url, self.policy) for step in analysis.journey)
+        activity = gather_activity(view.events, self.policy)
+        insights += self._shopping_insights(activity)
+        pages = _unique(labels)
         if analysis.journey:
             views = plural(len(analysis.journey), "page")
             distinct = f" ({len(pages)} different)" if len(pages) != len(analysis.journey) else ""
             insights.append(f"Viewed {views}{distinct}: {listing(pages, MAX_LISTED)}")
         if len(analysis.journey) > 1:
-            longest = max(analysis.journey, key=lambda s: s.time_on_page_ms)
-            if longest.time_on_page_ms > 0:
-                insights.append(f"Spent the longest on {page_label(longest.url, self.policy)} "
-                                f"({human_duration(longest.time_on_page_ms)})")
-        fields = _unique(field_label(e, self.policy) for e in view.events
-                         if e.get("type") == "input-change" and not is_search(e, self.policy))
+            longest = max(range(len(labels)), key=lambda i: analysis.journey[i].time_on_page_ms)
+            time_on_page = analysis.journey[longest].time_on_page_ms
+            if time_on_page > 0:
+                insights.append(f"Spent the longest on {labels[longest]} ({human_duration(time_on_page)})")
+        fields = activity.fields
         if fields:
             insights.append(f"Filled in {plural(len(fields), 'form field')} "
                             f"({listing(fields, 4)}); typed values are not recorded")
@@ -176,7 +230,7 @@ class BuiltinSummarizer:
                             "(as the summary profile selects)")
         return insights
 
-    def _purpose(self, view: SessionView, analysis: Analysis) -> str:
+    def _purpose(self, analysis: Analysis, page_kinds: list[Optional[str]]) -> str:
         outcome = analysis.outcome
         goal = next((g.goal for g in analysis.goals if g.goal.name == outcome.goal), None)
         if outcome.status == "converted" and goal is not None:
@@ -185,16 +239,17 @@ class BuiltinSummarizer:
             why = f" ({quoted(outcome.reason)})" if outcome.reason else ""
             tries = f" after {plural(outcome.failed_attempts, 'failed attempt')}" if outcome.failed_attempts else ""
             return f"Came to {_intent(goal)} but gave up{tries}{why}"
-        kinds = _unique(page_type(step.url) for step in analysis.journey)
+        kinds = _unique(page_kinds)
         if kinds:
             return f"Browsed without a goal in sight: {listing(kinds, 4)}"
         return "Browsed without a goal in sight"
 
-    def _story(self, analysis: Analysis) -> Optional[str]:
+    @staticmethod
+    def _story(analysis: Analysis, labels: list[str], kinds: list[Optional[str]]) -> Optional[str]:
         steps: list[str] = []
         previous_kind = None
-        for step in analysis.journey:
-            kind = page_type(step.url) or page_label(step.url, self.policy)
+        for step, label, page_kind in zip(analysis.journey, labels, kinds):
+            kind = page_kind or label
             if kind != previous_kind:
                 steps.append(f"went to {kind}" if steps else f"landed on {kind}")
             previous_kind = kind
@@ -207,17 +262,15 @@ class BuiltinSummarizer:
         text = "In order: " + ", ".join(shown)
         return text + (f" and {plural(more, 'more action')}" if more else "")
 
-    def _shopping_insights(self, view: SessionView) -> list[str]:
+    def _shopping_insights(self, activity: Activity) -> list[str]:
         insights = []
-        searches = [e for e in view.events if e.get("type") in SEARCH_TYPES and is_search(e, self.policy)]
-        terms = _unique(search_term(e, self.policy) for e in searches)
-        if terms:
-            insights.append(f"Searched for {listing([quoted(t) for t in terms], 4)}")
-        products = product_views(view.events, self.policy)
+        if activity.search_terms:
+            insights.append(f"Searched for {listing([quoted(t) for t in activity.search_terms], 4)}")
+        products = activity.products
         if products:
             insights.append(f"Viewed {plural(len(products), 'product')}: "
                             f"{listing([quoted(p) for p in products], 4)}")
-        cart_adds = [e for e in view.events if e.get("type") == "custom" and is_custom(e, CART_NAMES)]
+        cart_adds = activity.cart_adds
         if cart_adds:
             items = _unique(product_name(e, self.policy) for e in cart_adds)
             named = f": {listing([quoted(i) for i in items], 4)}" if items else ""
@@ -260,16 +313,22 @@ class BuiltinSummarizer:
             text += ". No potential issues."
         return text
 
-    def render_markdown(self, view: SessionView, analysis: Analysis) -> str:
+    def render_markdown(self, view: SessionView, analysis: Analysis,
+                        comparisons: Optional[list[dict[str, Any]]] = None) -> str:
+        """`comparisons`: the summary's (masked) comparisons, when the caller has made them."""
+        if comparisons is None:
+            comparisons = self.summary_comparisons(view)
         lines = [f"**Overview:** {self.overview(view, analysis)}", "", "**Key insights**"]
         lines += [f"- {i}" for i in analysis.key_insights] or ["- Nothing notable happened."]
         lines += ["", "**Potential issues**"]
         lines += [f"- {md_link(i.description, i.link)} at {clock(i.timestamp - view.started_at)} "
                   f"({i.severity} severity)" for i in analysis.potential_issues] or ["- None detected."]
-        comparisons = sorted(view.comparisons, key=lambda c: not c.get("worse"))
+        # Worse first, each group in its order (a stable sort on "not worse", without a key call each)
+        comparisons = ([c for c in comparisons if c.get("worse")]
+                       + [c for c in comparisons if not c.get("worse")])
         if comparisons:
             lines += ["", "**Compared with the average experience**"]
-            lines += [f"- {self.policy.text(c.get('text') or '')}" for c in comparisons[:MAX_LISTED]]
+            lines += [f"- {c.get('text') or ''}" for c in comparisons[:MAX_LISTED]]
             if len(comparisons) > MAX_LISTED:
                 lines.append(f"- and {plural(len(comparisons) - MAX_LISTED, 'more comparison')}")
         if analysis.journey:
@@ -354,9 +413,38 @@ class BuiltinSummarizer:
             return None
         return {"id": user.get("id"), "email": self.policy.display_email(user.get("email"))}
 
+    def summary_comparisons(self, view: SessionView) -> list[dict[str, Any]]:
+        """The session's comparisons with their texts masked, for the summary (which validates
+        them) and its markdown. The closing stage writes each text from figures of its own and
+        the page's path (`display_path` of its URL): when that path holds nothing to mask (known
+        once per URL: URLs repeat, texts with their figures do not), neither does the text, and
+        the comparison is passed on as it is. Any other text is masked whole."""
+        clean_pages = self.policy.memo("comparison-pages")
+        masked = []
+        for comparison in view.comparisons:
+            url, text = comparison.get("url"), comparison.get("text")
+            page = clean_pages.get(url)
+            if page is None:
+                page = clean_pages[url] = self._clean_page(url)
+            if page and type(text) is str and page in text:
+                masked.append(comparison)
+            elif isinstance(text, str):
+                masked.append({**comparison, "text": self.policy.text_once(text)})
+            else:
+                masked.append(comparison)  # not a text: the summary's validation says so
+        return masked
+
+    def _clean_page(self, url: Any) -> str:
+        """The page's path as comparison texts show it, or "" when it holds something to mask."""
+        if not isinstance(url, str):
+            return ""
+        page = display_path(url)
+        return page if self.policy.text_once(page) == page else ""
+
     def summarize(self, session: dict[str, Any], profile: SummaryProfile, *, generated_at: int) -> Summary:
         view = build_view(session, profile)
         analysis = self.analyze(view)
+        comparisons = self.summary_comparisons(view)
         base = dict(
             idempotency_key=idempotency_key(view.window_id, profile),
             session_id=view.session_id, window_id=view.window_id, part=view.part,
@@ -365,13 +453,12 @@ class BuiltinSummarizer:
             ended_at=int(session["ended_at"]), key_insights=analysis.key_insights,
             potential_issues=analysis.potential_issues, journey=analysis.journey,
             outcome=analysis.outcome,
-            comparisons=view.comparisons,  # validated with the summary, in one pass
+            comparisons=comparisons,
         )
         if profile.llm.output_schema is None:
-            return Summary(status="READY", summary=self.render_markdown(view, analysis), **base)
+            return Summary(status="READY", summary=self.render_markdown(view, analysis, comparisons), **base)
         try:
             answer = fill_schema(profile.llm.output_schema, self.facts(view, analysis))
         except ValueError as exc:
             return Summary(status="FAILED", summary="", error=str(exc), **base)
         return Summary(status="READY", summary=json.dumps(answer, ensure_ascii=False), **base)
-

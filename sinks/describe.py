@@ -16,6 +16,24 @@ SELECTOR_CHARS = 50
 MESSAGE_CHARS = 120
 
 
+# ------------------------------------------------------------------ selecting events
+# Each part of a summary reads only a few kinds of events: it picks them out, then loops over those.
+
+def of_types(events: list[Event], types: frozenset[str]) -> list[Event]:
+    """The events whose type is one of `types`, in order."""
+    return [event for event in events if event.get("type") in types]
+
+
+def not_of_types(events: list[Event], types: frozenset[str]) -> list[Event]:
+    """The events whose type is none of `types`, in order."""
+    return [event for event in events if event.get("type") not in types]
+
+
+def positions_of_types(events: list[Event], types: frozenset[str]) -> list[tuple[int, Event]]:
+    """(index, event) for the events whose type is one of `types`, in order."""
+    return [(index, event) for index, event in enumerate(events) if event.get("type") in types]
+
+
 def clip(text: str, limit: int = LABEL_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -78,12 +96,20 @@ def target_label(event: Event, policy: PrivacyPolicy) -> str:
 
 
 def field_label(event: Event, policy: PrivacyPolicy) -> str:
-    """A form field in plain words: 'email' from input#email, name=card-number -> 'card number'."""
-    target = event.get("target") or {}
-    text = element_text(event)
+    """A form field in plain words: 'email' from input#email, name=card-number -> 'card number'.
+
+    Remembered per policy by (selector, text): a site's fields repeat across sessions."""
+    key = ((event.get("target") or {}).get("selector") or "", element_text(event))
+    labels = policy.memo("field_label")
+    label = labels.get(key)
+    if label is None:
+        label = labels[key] = _field_label(*key, policy)
+    return label
+
+
+def _field_label(selector: str, text: Optional[str], policy: PrivacyPolicy) -> str:
     if text:
         return clip(policy.text(text) or "", SELECTOR_CHARS)
-    selector = target.get("selector") or ""
     for marker in ("#", "name=", "[name=", "."):
         if marker in selector:
             word = selector.split(marker, 1)[1]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from replaylens.config.goals import Goal
-from replaylens.sinks.describe import Event, url_path
+from replaylens.sinks.describe import Event, of_types, url_path
 from replaylens.sinks.vocabulary import CLICK_TYPES, is_submit_click, names, norm
 
 
@@ -107,36 +107,38 @@ class GoalProgress:
 ERROR_EVENT_TYPES = ("network-error", "console-error")
 INTERACTION_TYPES = CLICK_TYPES | {"input-change"}
 GOAL_EVENT_TYPES = INTERACTION_TYPES | {"custom", "navigate"}
+TRACKED_TYPES = GOAL_EVENT_TYPES | frozenset(ERROR_EVENT_TYPES)  # what track_goals follows
 MEMO_ENTRIES = 10_000
 
 
 class GoalIndex:
-    """What each URL path, click label and custom event name means for every goal at once,
+    """What each URL, click target and custom event name means for every goal at once,
     remembered: the per-event work of `track_goals` is one dictionary lookup."""
 
     def __init__(self, goals: tuple[CompiledGoal, ...]) -> None:
         self.goals = goals
         self.none = (False,) * len(goals)
-        self._pages: dict[str, tuple[tuple[bool, ...], tuple[bool, ...]]] = {}
-        self._clicks: dict[str, tuple[bool, ...]] = {}
+        self._pages: dict[Optional[str], tuple[tuple[bool, ...], tuple[bool, ...]]] = {}
+        self._clicks: dict[tuple[Optional[str], Optional[str]], tuple[tuple[bool, ...], bool]] = {}
         self._names: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def page(self, url: Optional[str]) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
-        """(is a goal page, reaches the goal) per goal."""
-        path = url_path(url)
-        known = self._pages.get(path)
+        """(is a goal page, reaches the goal) per goal, by URL (its path decides)."""
+        known = self._pages.get(url)
         if known is None:
             flags = [g._page(url) if url else (False, False) for g in self.goals]
             known = (tuple(f[0] for f in flags), tuple(f[1] for f in flags))
-            _bounded(self._pages)[path] = known
+            _bounded(self._pages)[url] = known
         return known
 
-    def click(self, event: Event) -> tuple[bool, ...]:
+    def click(self, event: Event) -> tuple[tuple[bool, ...], bool]:
+        """(starts the goal, per goal; is a submit) for a click, by its target."""
         target = event.get("target") or {}
-        label = f"{target.get('text') or ''} {target.get('selector') or ''}"
-        known = self._clicks.get(label)
+        key = (target.get("text"), target.get("selector"))
+        known = self._clicks.get(key)
         if known is None:
-            known = _bounded(self._clicks)[label] = tuple(g._click_starts(event) for g in self.goals)
+            known = _bounded(self._clicks)[key] = (tuple(g._click_starts(event) for g in self.goals),
+                                                   is_submit_click(event))
         return known
 
     def name(self, name: Optional[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -171,7 +173,7 @@ def track_goals(events: list[Event], goals: tuple[CompiledGoal, ...]) -> list[Go
     index = goal_index(goals)
     progress = [GoalProgress(g) for g in goals]
     last_error_at = -1
-    for event in events:
+    for event in of_types(events, TRACKED_TYPES):
         etype = event.get("type")
         if etype in ERROR_EVENT_TYPES:
             last_error_at = event["timestamp"]
@@ -200,8 +202,9 @@ def track_goals(events: list[Event], goals: tuple[CompiledGoal, ...]) -> list[Go
                     state.reached = event  # left the form's page after a submit that did not fail
         elif etype in INTERACTION_TYPES:
             pages = index.page(event.get("url"))[0]
-            clicks = index.click(event) if etype in CLICK_TYPES else index.none
-            submit = etype in CLICK_TYPES and is_submit_click(event)
+            clicks, submit = index.click(event) if etype in CLICK_TYPES else (index.none, False)
+            if True not in pages and True not in clicks:
+                continue  # neither on a goal's page nor a click that starts one: nothing changes
             for i, state in enumerate(progress):
                 if state.reached is not None:
                     continue

@@ -20,8 +20,8 @@ from replaylens.config.privacy import PrivacyPolicy
 from replaylens.config.wording import plural, short_duration
 from replaylens.schemas.events import ERROR_TYPES
 from replaylens.schemas.summaries import Evidence, PotentialIssue
-from replaylens.sinks.describe import (Event, describe_error, error_message, field_label, page_label,
-                                       quoted, target_label, url_path)
+from replaylens.sinks.describe import (Event, describe_error, error_message, field_label, of_types, page_label,
+                                       positions_of_types, quoted, target_label, url_path)
 from replaylens.sinks.goals import GoalProgress
 from replaylens.sinks.profile_view import SessionView
 from replaylens.sinks.vocabulary import is_submit_click
@@ -36,6 +36,8 @@ REPEATED_EDITS = 4               # returning to one field this many separate tim
 EDIT_RUN_GAP_MS = 2_000          # pauses longer than this start a new edit of a field
 MAX_EVIDENCE = 12
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+VITALS_TYPES = frozenset({"web-vitals"})
+EDIT_RUN_TYPES = frozenset({"navigate", "input-change"})  # a page change ends an edit
 INTERACTIONS = frozenset({"input-change", "click", "error-click", "dead-click", "rage-click"})
 SIGNAL_WORDS = {"rage-click": "rage click", "dead-click": "dead click", "error-click": "error click",
                 "mouse-thrash": "mouse thrash"}
@@ -116,9 +118,7 @@ def group_errors(events: list[Event]) -> list[Incident]:
     """Errors grouped into incidents, in time order of their first error."""
     incidents: list[Incident] = []
     by_key: dict[tuple[Any, ...], Incident] = {}
-    for index, event in enumerate(events):
-        if event.get("type") not in ERROR_TYPES:
-            continue
+    for index, event in positions_of_types(events, ERROR_TYPES):
         key = _error_key(event)
         trigger = _trigger(events, index)
         incident = by_key.get(key) or _same_failure(incidents, event, trigger)
@@ -369,9 +369,7 @@ def slow_page_issues(view: SessionView, goals: list[GoalProgress], rules: IssueR
     """One issue per page with any poor Core Web Vital, citing its worst values."""
     first: dict[Optional[str], Event] = {}
     worst: dict[Optional[str], dict[str, float]] = defaultdict(dict)
-    for event in view.events:
-        if event.get("type") != "web-vitals":
-            continue
+    for event in of_types(view.events, VITALS_TYPES):
         poor = _poor_vitals(event.get("metrics") or {}, rules.vitals)
         if not poor:
             continue
@@ -393,7 +391,7 @@ def _edit_runs(events: list[Event]) -> dict[str, list[Event]]:
     runs: dict[str, list[Event]] = defaultdict(list)
     last_field: Optional[str] = None
     last_time = 0
-    for event in events:
+    for event in of_types(events, EDIT_RUN_TYPES):
         etype = event.get("type")
         if etype == "navigate":
             last_field = None

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from operator import itemgetter
 from typing import Any, Callable, Optional
 
 from replaylens.config.privacy import PrivacyPolicy
 from replaylens.config.wording import plural
 from replaylens.schemas.events import FRUSTRATION_TYPES
 from replaylens.schemas.summaries import JourneyStep
-from replaylens.sinks.describe import Event, clip, field_label, quoted, target_label
+from replaylens.sinks.describe import Event, clip, field_label, not_of_types, quoted, target_label
 from replaylens.sinks.profile_view import SessionView
 from replaylens.sinks.vocabulary import (CART_NAMES, CART_VIEW_NAMES, CHECKOUT_NAMES, PRODUCT_NAMES,
                                          SEARCH_NAMES, is_search, norm, product_name, search_term)
@@ -30,14 +32,18 @@ def describe_action(event: Event, policy: PrivacyPolicy, goal_words: Optional[di
     if etype in _UNSAID:
         return None
     if etype in _BY_TARGET:
-        target = event.get("target") or {}
-        key = (etype, target.get("selector") or event.get("selector"), target.get("text") or event.get("text"))
-        actions = policy.memo("action")
-        if key in actions:
-            return actions[key]
-        words = actions[key] = _describe(event, etype, policy, goal_words)
-        return words
+        return _remembered(event, etype, policy, policy.memo("action"))
     return _describe(event, etype, policy, goal_words)
+
+
+def _remembered(event: Event, etype: str, policy: PrivacyPolicy, actions: dict[Any, Optional[str]]) -> Optional[str]:
+    """The words for an event of a _BY_TARGET type, from `actions` (the policy's memo) when known."""
+    target = event.get("target") or {}
+    key = (etype, target.get("selector") or event.get("selector"), target.get("text") or event.get("text"))
+    if key in actions:
+        return actions[key]
+    words = actions[key] = _describe(event, etype, policy, None)
+    return words
 
 
 def _describe(event: Event, etype: Optional[str], policy: PrivacyPolicy,
@@ -91,10 +97,15 @@ def page_actions(items: list[dict[str, Any]], policy: PrivacyPolicy,
                  goal_words: Optional[dict[str, str]] = None) -> list[str]:
     """Distinct actions in order; when there are more than fit, the last says how many more."""
     actions: list[str] = []
+    remembered = policy.memo("action")
     for item in items:
-        if item.get("type") in _UNSAID:
+        etype = item.get("type")
+        if etype in _UNSAID:
             continue
-        text = describe_action(item, policy, goal_words)
+        if etype in _BY_TARGET:
+            text = _remembered(item, etype, policy, remembered)
+        else:
+            text = _describe(item, etype, policy, goal_words)
         if text and text not in actions:
             actions.append(text)
     if len(actions) > MAX_ACTIONS_PER_STEP:
@@ -109,21 +120,23 @@ def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], poli
 
     `derived_signals` are the frustration signals the source did not send as events (those are
     already among the events)."""
-    pages = sorted(view.pages, key=lambda p: p["entered_at"])
-    items = sorted(view.events + derived_signals, key=lambda e: e["timestamp"])
+    pages = sorted(view.pages, key=_ENTERED_AT)
+    said = not_of_types(view.events + derived_signals, _UNSAID)
+    said.sort(key=_TIMESTAMP)
+    stamps = [e["timestamp"] for e in said]
     steps = []
     cursor = 0
     for index, page in enumerate(pages):
         start = page["entered_at"]
-        end = pages[index + 1]["entered_at"] if index + 1 < len(pages) else None
-        while cursor < len(items) and items[cursor]["timestamp"] < start:
-            cursor += 1
-        stop = cursor
-        while stop < len(items) and (end is None or items[stop]["timestamp"] < end):
-            stop += 1
+        cursor = bisect_left(stamps, start, cursor)
+        stop = bisect_left(stamps, pages[index + 1]["entered_at"], cursor) if index + 1 < len(pages) else len(said)
         steps.append(JourneyStep(
             url=policy.url(page["url"]) or "", entered_at=start,
             time_on_page_ms=int(page.get("time_on_page_ms") or 0), link=link(start),
-            actions=page_actions(items[cursor:stop], policy, goal_words)))
+            actions=page_actions(said[cursor:stop], policy, goal_words)))
         cursor = stop
     return steps
+
+
+_ENTERED_AT = itemgetter("entered_at")
+_TIMESTAMP = itemgetter("timestamp")

@@ -72,8 +72,26 @@ class LinkSettings:
         return replay_link(self.template, self.replay_base_url, session_id, timestamp_ms)
 
     def for_session(self, session_id: str) -> Callable[[int], str]:
-        """A link maker for one session: the template is checked once, the id encoded once."""
+        """A link maker for one session: the template is checked once, the id encoded once, and
+        everything but the timestamp filled in once (a summary makes a link per moment it cites)."""
         prefix_args = dict(replay_base_url=self.replay_base_url.rstrip("/"),
                            session_id=quote(str(session_id), safe=""))
         template = self.template
-        return lambda timestamp_ms: template.format(timestamp_ms=int(timestamp_ms), **prefix_args)
+        parts = _around_timestamps(template, prefix_args)
+        if parts is None:
+            return lambda timestamp_ms: template.format(timestamp_ms=int(timestamp_ms), **prefix_args)
+        return lambda timestamp_ms: str(int(timestamp_ms)).join(parts)
+
+
+_MARK = "\x00"  # stands for the timestamp while the rest is filled in; no URL holds it
+
+
+def _around_timestamps(template: str, args: dict[str, str]) -> Optional[list[str]]:
+    """The template filled in except for its plain `{timestamp_ms}` fields, split where they go;
+    None when a field formats the timestamp (`{timestamp_ms:08d}`) or the mark shows up elsewhere."""
+    fields = [(spec, conversion) for _, name, spec, conversion in Formatter().parse(template)
+              if name == "timestamp_ms"]
+    if any(spec or conversion for spec, conversion in fields):
+        return None
+    parts = template.format(timestamp_ms=_MARK, **args).split(_MARK)
+    return parts if len(parts) == len(fields) + 1 else None

@@ -11,12 +11,14 @@ TIMESTAMP mode). Signals and pages are then kept by that span.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Iterable, Optional
 
 from replaylens.schemas.profiles import CONTEXT_ELEMENTS, EventFilter, SliceOptions, SummaryProfile
 from replaylens.schemas.sessions import window_id_of
 
 CUSTOM = "custom"
+_TIMESTAMP = itemgetter("timestamp")
 
 
 @dataclass
@@ -52,6 +54,17 @@ def passes_filter(event: dict[str, Any], filt: EventFilter) -> bool:
     if filt.exclude_types is not None:
         return not event_matches(event, frozenset(filt.exclude_types))
     return True
+
+
+def filter_events(events: list[dict[str, Any]], filt: EventFilter) -> list[dict[str, Any]]:
+    """The events `filt` keeps (all of them, as is, when it names no types)."""
+    if filt.include_types is not None:
+        names = frozenset(filt.include_types)
+        return [e for e in events if event_matches(e, names)]
+    if filt.exclude_types is not None:
+        names = frozenset(filt.exclude_types)
+        return [e for e in events if not event_matches(e, names)]
+    return events
 
 
 def signal_passes(signal: dict[str, Any], filt: EventFilter) -> bool:
@@ -110,9 +123,9 @@ def select_context(context: Optional[dict[str, Any]], selected: list[str]) -> di
 
 def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
     """Filter, then slice, one closed-session dict as `profile` says. No I/O, no mutation."""
-    all_events = sorted(session.get("events") or (), key=lambda e: e["timestamp"])
+    all_events = sorted(session.get("events") or (), key=_TIMESTAMP)
     filt = profile.events
-    relevant = [e for e in all_events if passes_filter(e, filt)]
+    relevant = filter_events(all_events, filt)
     started_at, ended_at = int(session["started_at"]), int(session["ended_at"])
     kept, span_start, span_end = slice_events(relevant, profile.slice, started_at, ended_at)
 
@@ -123,7 +136,7 @@ def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
         dict(s) for s in session.get("signals") or ()
         if signal_passes(s, filt) and span_start <= s["timestamp"] <= span_end
     ]
-    signals.sort(key=lambda s: s["timestamp"])
+    signals.sort(key=_TIMESTAMP)
     # A page left exactly when the span starts is not in it; a zero-length page inside is.
     pages = [
         dict(p) for p in session.get("pages") or ()
@@ -141,6 +154,6 @@ def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
         signals=signals,
         pages=pages,
         context=context,
-        comparisons=[dict(c) for c in session.get("comparisons") or ()],
+        comparisons=list(session.get("comparisons") or ()),  # read only: the summary copies them
         total_events=int(session.get("event_count") or len(all_events)),
     )

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from replaylens.schemas.events import FRUSTRATION_TYPES
-from replaylens.sinks.describe import Event
+from replaylens.sinks.describe import Event, of_types
 from replaylens.sinks.profile_view import SessionView
 
 SIGNAL_DEDUP_WINDOW_MS = 2_000   # a derived signal this close to a source one is the same
@@ -45,7 +45,7 @@ def frustration_signals(view: SessionView) -> list[dict[str, Any]]:
     """Source-sent frustration events and derived signals, one per moment, in time order."""
     candidates = [dict(s) for s in view.signals
                   if s.get("type") in FRUSTRATION_TYPES and not _is_field_dead_click(s)]
-    candidates += [_event_as_signal(e) for e in view.events if e.get("type") in FRUSTRATION_TYPES]
+    candidates += [_event_as_signal(e) for e in of_types(view.events, FRUSTRATION_TYPES)]
     if not candidates:
         return []
     # Source-sent first: they are what the recorder saw; derived ones only fill gaps.

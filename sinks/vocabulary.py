@@ -7,7 +7,7 @@ from custom event names, URL paths and element labels. Goal reach and abandonmen
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from replaylens.config.privacy import MASK, PrivacyPolicy
@@ -33,8 +33,20 @@ PRODUCT_LINK_WINDOW_MS = 3_000
 CLICK_TYPES = frozenset({"click", "error-click", "dead-click", "rage-click"})
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_NORMS: dict[Optional[str], str] = {}
+MEMO_ENTRIES = 10_000
+
+
 def norm(name: Optional[str]) -> str:
-    return re.sub(r"[^a-z0-9]", "", (name or "").lower())
+    """'Added to Cart' -> 'addedtocart' (remembered: a site's event names repeat)."""
+    known = _NORMS.get(name)
+    if known is None:
+        known = _NOT_ALNUM.sub("", (name or "").lower())
+        if len(_NORMS) >= MEMO_ENTRIES:
+            _NORMS.clear()
+        _NORMS[name] = known
+    return known
 
 
 def names(items: Iterable[str]) -> frozenset[str]:
@@ -72,11 +84,35 @@ def search_term(event: Event, policy: PrivacyPolicy) -> Optional[str]:
     url = event.get("url")
     if not url or "?" not in url:
         return None
+    return url_words(url, policy).term
+
+
+class UrlWords(NamedTuple):
+    search: bool            # a search page, by its path or its query
+    term: Optional[str]     # the search words in its query, masked
+    product: Optional[str]  # the product it shows, masked ("product 123" for an id-only URL)
+
+
+def url_words(url: str, policy: PrivacyPolicy) -> UrlWords:
+    """What a page URL says of searches and products, remembered per policy (a site's URLs repeat)."""
+    memo = policy.memo("url_words")
+    known = memo.get(url)
+    if known is None:
+        term = _query_term(url, policy) if "?" in url else None
+        known = memo[url] = UrlWords(bool(_SEARCH_PATH.search(url_path(url))) or term is not None, term,
+                                     _url_product(url, policy))
+    return known
+
+
+def _query_term(url: str, policy: PrivacyPolicy) -> Optional[str]:
     params = parse_qs(urlsplit(url).query)
     for key in _SEARCH_PARAMS:
         if params.get(key) and params[key][0].strip() and params[key][0].strip() != MASK:
             return clip(policy.text(params[key][0].strip()) or "")
     return None
+
+
+_SEARCH_FIELDS: dict[str, bool] = {}
 
 
 def is_search(event: Event, policy: PrivacyPolicy) -> bool:
@@ -85,9 +121,15 @@ def is_search(event: Event, policy: PrivacyPolicy) -> bool:
         return norm(event.get("name")) in SEARCH_NAMES
     if etype == "input-change":
         target = event.get("target") or {}
-        return bool(_SEARCH_FIELD.search(f"{target.get('selector') or ''} {target.get('text') or ''}"))
+        label = f"{target.get('selector') or ''} {target.get('text') or ''}"
+        known = _SEARCH_FIELDS.get(label)
+        if known is None:
+            if len(_SEARCH_FIELDS) >= MEMO_ENTRIES:
+                _SEARCH_FIELDS.clear()
+            known = _SEARCH_FIELDS[label] = bool(_SEARCH_FIELD.search(label))
+        return known
     if etype == "navigate" and event.get("url"):
-        return bool(_SEARCH_PATH.search(url_path(event["url"]))) or search_term(event, policy) is not None
+        return url_words(event["url"], policy).search
     return False
 
 
@@ -96,13 +138,18 @@ def product_viewed(event: Event, policy: PrivacyPolicy) -> Optional[str]:
     if is_custom(event, PRODUCT_NAMES):
         return product_name(event, policy) or "a product"
     if event.get("type") == "navigate" and event.get("url"):
-        match = _PRODUCT_PATH.search(url_path(event["url"]))
-        if match:
-            slug = match.group(2)
-            if _ID_SLUG.fullmatch(slug):  # an id, not a name
-                return f"product {clip(policy.text(slug) or '', 40)}"
-            return clip(policy.text(slug.replace("-", " ").replace("_", " ")) or "")
+        return url_words(event["url"], policy).product
     return None
+
+
+def _url_product(url: str, policy: PrivacyPolicy) -> Optional[str]:
+    match = _PRODUCT_PATH.search(url_path(url))
+    if not match:
+        return None
+    slug = match.group(2)
+    if _ID_SLUG.fullmatch(slug):  # an id, not a name
+        return f"product {clip(policy.text(slug) or '', 40)}"
+    return clip(policy.text(slug.replace("-", " ").replace("_", " ")) or "")
 
 
 def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
@@ -111,22 +158,32 @@ def product_views(events: list[Event], policy: PrivacyPolicy) -> list[str]:
     for index, event in enumerate(events):
         if event.get("type") not in ("custom", "navigate"):
             continue
-        name = product_viewed(event, policy)
-        if not name:
-            continue
-        prior = events[index - 1] if index else None
-        if (name.startswith("product ") and event.get("type") == "navigate" and prior
-                and prior.get("type") == "click"
-                and event["timestamp"] - prior["timestamp"] <= PRODUCT_LINK_WINDOW_MS
-                and (prior.get("target") or {}).get("text") not in (None, "", MASK)):
-            name = clip(policy.text(prior["target"]["text"]) or "")
-        if name not in found:
+        name = viewed_product(events, index, policy)
+        if name is not None and name not in found:
             found.append(name)
     return found
 
 
+def viewed_product(events: list[Event], index: int, policy: PrivacyPolicy) -> Optional[str]:
+    """The product events[index] views, if any (see `named_product`)."""
+    name = product_viewed(events[index], policy)
+    return named_product(events, index, name, policy) if name else None
+
+
+def named_product(events: list[Event], index: int, name: str, policy: PrivacyPolicy) -> str:
+    """`name` of the product events[index] views, except that an id-only product URL is named by
+    the product link clicked just before it."""
+    event = events[index]
+    prior = events[index - 1] if index else None
+    if (name.startswith("product ") and event.get("type") == "navigate" and prior
+            and prior.get("type") == "click"
+            and event["timestamp"] - prior["timestamp"] <= PRODUCT_LINK_WINDOW_MS
+            and (prior.get("target") or {}).get("text") not in (None, "", MASK)):
+        return clip(policy.text(prior["target"]["text"]) or "")
+    return name
+
+
 _SUBMIT_LABELS: dict[str, bool] = {}
-MEMO_ENTRIES = 10_000
 
 
 def is_submit_click(event: Event) -> bool:

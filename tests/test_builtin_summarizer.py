@@ -412,3 +412,36 @@ def test_poor_vitals_thresholds_are_configurable():
 def test_product_named_by_the_link_clicked_before_an_id_url():
     events = [nav(0, "/search?q=fleece"), click(5, "Summit Fleece", "a.product"), nav(6, "/product/217")]
     assert "Viewed 1 product: “Summit Fleece”" in summarize(make_session(events)).key_insights
+
+
+def comparison_on(url: str, metric: str = "lcp", worse: bool = True) -> dict:
+    """A comparison as the closing stage writes it: its text from figures and the URL's path."""
+    from replaylens.aggregates.urls import display_path
+    return {"url": url, "metric": metric, "session_value": 4100.0, "baseline_value": 2100.0, "baseline": "p75",
+            "sample_size": 120, "worse": worse, "text": f"LCP 4.1 s vs p75 2.1 s on {display_path(url)}"}
+
+
+def test_comparison_texts_are_masked_alike_in_the_summary_and_its_markdown():
+    clean = comparison_on("https://shop.test/checkout")
+    email = comparison_on("https://shop.test/u/alice@example.com/orders")
+    card = comparison_on("https://shop.test/pay/4111 1111 1111 1111", worse=False)
+    # A text that does not show its page was not written by the closing stage: masked whole
+    not_written_here = {**clean, "url": "https://shop.test/other", "text": "Call 555-123-4567 on another page"}
+    summary = summarize(make_session([nav(0, "/checkout")], comparisons=[clean, email, card, not_written_here]))
+    texts = [c.text for c in summary.comparisons]
+    for output in [summary.summary] + texts:  # (the url field is the closing stage's normalized URL)
+        assert "alice@example.com" not in output and "4111 1111 1111 1111" not in output
+        assert "555-123-4567" not in output
+    assert texts[0] == clean["text"]  # nothing to mask: as written
+    policy = summarizer().policy
+    assert texts == [policy.text(c["text"]) for c in (clean, email, card, not_written_here)]
+    assert texts[1] != email["text"] and texts[2] != card["text"] and texts[3] != not_written_here["text"]
+    for text in texts:
+        assert f"- {text}" in summary.summary
+
+
+def test_a_comparison_not_of_the_contract_still_fails_validation():
+    from pydantic import ValidationError
+    bad = {**comparison_on("https://shop.test/checkout"), "text": 5}
+    with pytest.raises(ValidationError):
+        summarize(make_session([nav(0, "/checkout")], comparisons=[bad]))

@@ -28,3 +28,15 @@ def test_unknown_placeholders_are_refused_clearly():
 
 def test_markdown_links_escape_their_text_and_keep_the_url_whole():
     assert md_link("a [b] c", "http://r/x (1)") == "[a \\[b\\] c](http://r/x%20%281%29)"
+
+
+def test_a_session_link_maker_gives_what_the_template_gives_for_every_form_of_template():
+    templates = ("{replay_base_url}/sessions/{session_id}?t={timestamp_ms}",
+                 "{replay_base_url}/s/{session_id}?from={timestamp_ms}&to={timestamp_ms}",
+                 "{replay_base_url}/s/{session_id}?t={timestamp_ms:012d}",
+                 "{{literal}}{replay_base_url}/s/{session_id}#{timestamp_ms!s}",
+                 "{replay_base_url}/s/{session_id}")
+    for template in templates:
+        link = LinkSettings(template, "http://r/").for_session("u:1/2 x")
+        for moment in (0, 7, 1_735_689_618_401):
+            assert link(moment) == replay_link(template, "http://r/", "u:1/2 x", moment), template
