@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/kafka_bench.py
 	$(BIN)/python bench/state_bench.py
 	$(BIN)/python bench/builtin_bench.py
+	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/summarize_bench.py
 
 kafka-start:
 	scripts/kafka.sh start
