@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from replaylens.config.privacy import PrivacyPolicy
 from replaylens.schemas.events import EVENT_TYPES
-from replaylens.streams.ingest import Accepted, EventDecoder, Rejected
+from replaylens.streams.ingest import (Accepted, EventDecoder, Rejected, _dict_keys, _fast_decoder, _no_hidden_values,
+                                      _struct_keys)
 from replaylens.streams.sessionizer import SessionRules
 from replaylens.streams.signals import SignalRules
 from replaylens.streams.stage import Origin, SessionStage, dead_letter
@@ -180,3 +181,15 @@ def test_no_injected_earlier_duplicate_survives_in_an_accepted_event(case):
         assert secret not in result.json and json.dumps(secret)[1:-1] not in result.json
         assert "4111" not in result.json and "hidden" not in result.json
         assert orjson.loads(result.json) == orjson.loads(_slow(raw).json)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events)
+def test_the_struct_key_count_is_the_decoded_dicts(obj):
+    """`_struct_keys` reads the mirror's fields by position: it must count what `_dict_keys`
+    counts on the same event decoded as a dict (else clean events would lose the fast path, or
+    worse). And a clean event passes the check in every spelling (unless a string starts with
+    `:`, a false alarm that only costs a re-encoding)."""
+    for raw in (orjson.dumps(obj), json.dumps(obj).encode(), json.dumps(obj, indent=2).encode()):
+        assert _struct_keys(_fast_decoder.decode(raw)) == _dict_keys(orjson.loads(raw))
+        assert _no_hidden_values(raw, _dict_keys(orjson.loads(raw))) or b'":colon"' in raw
