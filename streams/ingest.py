@@ -185,7 +185,8 @@ class EventDecoder:
 
     def _fast(self, raw: bytes, ev: Any, now_ms: int) -> Optional[Accepted]:
         """A valid event decoded by msgspec, accepted without the dict round trip when it has an
-        event id, is not from the future and needs no masking or only strings swapped."""
+        event id, is not from the future, needs no masking or only strings swapped, and its bytes
+        hide no value behind a duplicate key."""
         if ev.event_id is None or ev.timestamp > now_ms + self.future_tolerance_ms:
             return None
         swaps = self.masker.masking_swaps(ev)
