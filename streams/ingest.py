@@ -2,7 +2,10 @@
 
 Fast path: msgspec decodes and type-checks the common, already-normalized shape in one pass (a
 strict mirror of the contract); such an event is kept as its original bytes unless masking or a
-missing event id must change it. Anything else goes through the pydantic model
+missing event id must change it, or its bytes may hold a duplicate key (`_no_hidden_values`):
+parsers keep a duplicate's last value, so the original bytes would carry an earlier value no
+check has seen (an email, a typed value) into state and closed sessions. Such an event is
+re-encoded from its decoded value, which drops the earlier one. Anything else goes through the pydantic model
 (`schemas.events.Event`), which is the authority: the fast path may only accept what the model
 accepts (property tests hold it to that), and every rejection carries the model's own message.
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Union
 
 import msgspec
+from msgspec.structs import astuple
 import orjson
 from pydantic import ValidationError
 
@@ -75,6 +79,13 @@ def _contract_mirror(forbid_unknown: bool) -> type:
 _FastEvent = _contract_mirror(forbid_unknown=True)
 _LenientEvent = _contract_mirror(forbid_unknown=False)
 _fast_decoder = msgspec.json.Decoder(_FastEvent)
+# Field counts of the mirror's structs, for `_struct_keys` (positions as in `_contract_mirror`).
+_TOP_FIELDS = len(_FastEvent.__struct_fields__)
+_CTX_SIZE = len(_CTX_FIELDS)
+_SUB_STRUCTS = _fast_decoder.decode(b'{"session_id":"s","timestamp":0,"type":"click","error":{},"metrics":{}}')
+_ERROR_SIZE = len(_SUB_STRUCTS.error.__struct_fields__)
+_METRICS_SIZE = len(_SUB_STRUCTS.metrics.__struct_fields__)
+_JSON_WHITESPACE = b" \t\n\r"
 
 
 @dataclass(slots=True)
@@ -174,11 +185,12 @@ class EventDecoder:
 
     def _fast(self, raw: bytes, ev: Any, now_ms: int) -> Optional[Accepted]:
         """A valid event decoded by msgspec, accepted without the dict round trip when it has an
-        event id, is not from the future and needs no masking or only strings swapped."""
+        event id, is not from the future, needs no masking or only strings swapped, and its bytes
+        hide no value behind a duplicate key."""
         if ev.event_id is None or ev.timestamp > now_ms + self.future_tolerance_ms:
             return None
         swaps = self.masker.masking_swaps(ev)
-        if swaps is None:
+        if swaps is None or not _no_hidden_values(raw, _struct_keys(ev)):
             return None
         if swaps:
             data = self._masked_in_place(raw, swaps)
@@ -258,13 +270,70 @@ class EventDecoder:
             # Masking may rewrite text: keep the re-encoded form (never the raw one) then.
             self.masker.mask_event(obj)
             changed = True
-        if changed or raw is None:
-            data = orjson.dumps(obj)
+        if changed or raw is None or not _no_hidden_values(raw, _dict_keys(obj)):
+            data = orjson.dumps(obj)  # a duplicate key's earlier value is not in `obj`: dropped
         else:
             data = raw.encode() if isinstance(raw, str) else raw  # bytes since _decode; str from callers
         if len(data) > self.max_event_bytes:
             data = orjson.dumps(cap_event(obj, self.max_event_bytes, len(data)))
         return Accepted(obj["session_id"], obj["event_id"], ts, obj["type"], data.decode())
+
+
+def _no_hidden_values(raw: Union[bytes, str], present_keys: int) -> bool:
+    """True when no key of `raw` hides a non-null value behind a later duplicate, given the
+    number of keys with a non-null value in its decoded form (`_struct_keys`/`_dict_keys`).
+    Proof by counting, whatever the spelling (escaped keys, whitespace, nesting): without JSON
+    whitespace every key ends in `":` and a non-null value does not start with `null`, so the
+    count of `":` not followed by `null` is at least the number of non-null key occurrences
+    (strings starting with `:` only add to it). It equals the decoded count only if every such
+    occurrence is the one kept, i.e. no earlier duplicate holds a value. A false "no" (such a
+    string, or an earlier null) costs a re-encoding, never a leak."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    compact = raw.translate(None, _JSON_WHITESPACE)
+    return compact.count(b'":') - compact.count(b'":null') == present_keys
+
+
+def _struct_keys(ev: Any) -> int:
+    """Keys with a non-null value in a decoded `_FastEvent` (flat properties: the fast path
+    sends nested ones to the dict path)."""
+    fields = astuple(ev)
+    count = _TOP_FIELDS - fields.count(None)
+    user, org, device, location, target, error, metrics, props = fields[7:]
+    # unrolled: this runs for every event
+    if user is not None:
+        count += _CTX_SIZE - astuple(user).count(None)
+    if org is not None:
+        count += _CTX_SIZE - astuple(org).count(None)
+    if device is not None:
+        count += _CTX_SIZE - astuple(device).count(None)
+    if location is not None:
+        count += _CTX_SIZE - astuple(location).count(None)
+    if target is not None:
+        count += _CTX_SIZE - astuple(target).count(None)
+    if error is not None:
+        count += _ERROR_SIZE - astuple(error).count(None)
+    if metrics is not None:
+        count += _METRICS_SIZE - astuple(metrics).count(None)
+    if props:
+        count += _dict_keys(props)
+    return count
+
+
+def _dict_keys(obj: dict) -> int:
+    """Keys with a non-null value in decoded JSON, at any depth (iterative walk)."""
+    count, stack = 0, [obj]
+    while stack:
+        value = stack.pop()
+        children = value.values() if type(value) is dict else value
+        for child in children:
+            if child is not None:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    stack.append(child)
+        if type(value) is dict:
+            count += len(value) - [*children].count(None)
+    return count
 
 
 def _json_token(text: str) -> bytes:
