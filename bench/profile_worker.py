@@ -1,5 +1,6 @@
 """Profile a `replaylens worker` process over a backlog with py-spy (sampling, whole process).
 
+    pip install -e '.[bench]'     # py-spy, once
     python bench/profile_worker.py [--events 100000] [--roles sessionize] [--seconds 12]
 
 Produces the backlog, starts the worker, lets it join, then samples it with `py-spy record` and
