@@ -79,6 +79,7 @@ def _contract_mirror(forbid_unknown: bool) -> type:
 _FastEvent = _contract_mirror(forbid_unknown=True)
 _LenientEvent = _contract_mirror(forbid_unknown=False)
 _fast_decoder = msgspec.json.Decoder(_FastEvent)
+_encode_json = msgspec.json.Encoder().encode
 # Field counts of the mirror's structs, for `_struct_keys` (positions as in `_contract_mirror`).
 _TOP_FIELDS = len(_FastEvent.__struct_fields__)
 _CTX_SIZE = len(_CTX_FIELDS)
@@ -342,7 +343,9 @@ def _json_token(text: str) -> bytes:
     if token is None:
         if len(_TOKENS) >= TOKEN_MEMO_ENTRIES:
             _TOKENS.clear()
-        token = _TOKENS[text] = orjson.dumps(text)
+        # msgspec, not orjson: orjson's bytes keep a 4 KiB buffer each, which made this bounded
+        # memo hundreds of MB (bench/embedded_bench.py scale run: RSS grew with total events).
+        token = _TOKENS[text] = _encode_json(text)
     return token
 
 
