@@ -25,10 +25,12 @@ from replaylens.sinks.triage import Triage, session_has_issues
 log = logging.getLogger(__name__)
 
 # What the built-in summarizer reads of a closed session. Each event carries its own copy of the
-# session's context (user, org, device, location: ~40% of a session's event bytes), which the
-# built-in summarizer never reads (it reads the session's `context`), and it reads events' other
-# fields only by their contract names: decoding just those skips allocating the rest.
-_BUILTIN_EVENT_FIELDS = tuple(f for f in Event.model_fields if f not in CONTEXT_ELEMENTS)
+# session's context (user, org, device, location: ~40% of a session's event bytes) and session id,
+# which the built-in summarizer never reads (it reads the session's `context` and `session_id`),
+# and it reads events' other fields only by their contract names: decoding just those skips
+# allocating the rest.
+_UNREAD_EVENT_FIELDS = frozenset(CONTEXT_ELEMENTS) | {"session_id"}
+_BUILTIN_EVENT_FIELDS = tuple(f for f in Event.model_fields if f not in _UNREAD_EVENT_FIELDS)
 _CLOSED_SESSION_FIELDS = ("session_id", "window_id", "part", "previous_window_id", "close_reason",
                           "started_at", "ended_at", "duration_ms", "event_count", "signals", "pages",
                           "context", "comparisons", "automated")

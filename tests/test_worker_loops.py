@@ -161,7 +161,7 @@ async def test_a_builtin_batch_isolates_a_failing_session_and_commits_after_the_
 
 def test_closed_sessions_decode_for_the_builtin_summarizer_without_the_events_context_copies():
     """The summarize role's decoding: the session orjson gives, less each event's copy of the
-    session context (the built-in summarizer reads `context`); any other shape is decoded whole,
+    session context and id (the built-in summarizer reads the session's); any other shape is decoded whole,
     so it is summarized or fails exactly as before."""
     import orjson
     import pytest
@@ -175,7 +175,7 @@ def test_closed_sessions_decode_for_the_builtin_summarizer_without_the_events_co
         value = orjson.dumps(session)
         expected = orjson.loads(value)
         for event in expected["events"]:
-            for name in CONTEXT_ELEMENTS:
+            for name in (*CONTEXT_ELEMENTS, "session_id"):
                 event.pop(name, None)
         assert decode_for_builtin(value) == expected
     for odd in (b"[1, 2]", b'{"events": 5}', b'{"events": [1, "x"]}', b'{"started_at": 1}'):
