@@ -156,26 +156,6 @@ def _intent(goal: CompiledGoal) -> str:
     return goal.goal.intent or f"reach {quoted(goal.name)}"
 
 
-# Comparison's fields and the exact type of each as validation would leave it.
-_COMPARISON_TYPES = {name: {"str": str, "float": float, "int": int, "bool": bool}[f.annotation.__name__]
-                     for name, f in Comparison.model_fields.items()}
-
-
-def comparison_models(comparisons: list[dict[str, Any]]) -> list[Any]:
-    """The summary's comparisons, each already a `Comparison` when it has exactly the model's
-    fields with exactly the types validation would give them (what the closing stage writes):
-    validating a session's ~15 comparisons again cost ~25 µs. Anything else stays a dict, for
-    the summary's validation to coerce or reject as before."""
-    out: list[Any] = []
-    for c in comparisons:
-        if (type(c) is dict and len(c) == len(_COMPARISON_TYPES)
-                and all(type(c.get(name)) is kind for name, kind in _COMPARISON_TYPES.items())):
-            out.append(Comparison.model_construct(**c))
-        else:
-            out.append(c)
-    return out
-
-
 class BuiltinSummarizer:
     name = "builtin"
 
@@ -473,7 +453,7 @@ class BuiltinSummarizer:
             ended_at=int(session["ended_at"]), key_insights=analysis.key_insights,
             potential_issues=analysis.potential_issues, journey=analysis.journey,
             outcome=analysis.outcome,
-            comparisons=comparison_models(comparisons),
+            comparisons=comparisons,
         )
         if profile.llm.output_schema is None:
             return Summary(status="READY", summary=self.render_markdown(view, analysis, comparisons), **base)
