@@ -9,17 +9,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypedDict
 
 import aiohttp
+import msgspec
+import orjson
 
-from replaylens.schemas.profiles import SummaryProfile
+from replaylens.schemas.events import Event
+from replaylens.schemas.profiles import CONTEXT_ELEMENTS, SummaryProfile
 from replaylens.schemas.summaries import Summary
 from replaylens.sinks.llm_client import ChatClient
 from replaylens.sinks.llm_summarizer import LlmSummarizer, failed_summary
 from replaylens.sinks.triage import Triage, session_has_issues
 
 log = logging.getLogger(__name__)
+
+# What the built-in summarizer reads of a closed session. Each event carries its own copy of the
+# session's context (user, org, device, location: ~40% of a session's event bytes) and session id,
+# which the built-in summarizer never reads (it reads the session's `context` and `session_id`),
+# and it reads events' other fields only by their contract names: decoding just those skips
+# allocating the rest.
+_UNREAD_EVENT_FIELDS = frozenset(CONTEXT_ELEMENTS) | {"session_id"}
+_BUILTIN_EVENT_FIELDS = tuple(f for f in Event.model_fields if f not in _UNREAD_EVENT_FIELDS)
+_CLOSED_SESSION_FIELDS = ("session_id", "window_id", "part", "previous_window_id", "close_reason",
+                          "started_at", "ended_at", "duration_ms", "event_count", "signals", "pages",
+                          "context", "comparisons", "automated")
+_BuiltinEvent = TypedDict("_BuiltinEvent", {f: Any for f in _BUILTIN_EVENT_FIELDS}, total=False)  # type: ignore[misc]
+_BuiltinSession = TypedDict("_BuiltinSession", {"events": list[_BuiltinEvent],  # type: ignore[misc]
+                                                **{f: Any for f in _CLOSED_SESSION_FIELDS}}, total=False)
+_BUILTIN_DECODER = msgspec.json.Decoder(_BuiltinSession)
+
+
+def decode_for_builtin(value: bytes) -> dict[str, Any]:
+    """A closed session as the built-in summarizer needs it (plain dicts, as `orjson.loads` gives,
+    without what it never reads): the same summaries, at about 2/3 of the decoding cost. Anything
+    not of the expected shape (not JSON, events not a list of objects...) is decoded whole by
+    orjson instead, so it fails, or is summarized, exactly as before."""
+    try:
+        return _BUILTIN_DECODER.decode(value)
+    except (msgspec.MsgspecError, TypeError):  # (TypeError: no bytes at all, e.g. a tombstone)
+        return orjson.loads(value)
 
 
 class SummarizerSink:

@@ -43,6 +43,7 @@ from replaylens.config.privacy import DEFAULT_POLICY
 from replaylens.config.settings import Settings
 from replaylens.schemas.dead_letter import original_fields
 from replaylens.sinks.llm_summarizer import SummarizerClosed
+from replaylens.sinks.summarize import decode_for_builtin
 from replaylens.streams.sessionizer import assemble_states
 from replaylens.streams.stage import Flush, Origin, dead_letter, now_ms
 from replaylens.streams.wiring import Core
@@ -543,7 +544,7 @@ class SummarizeLoop:
     def _outputs_of(self, rec: Any) -> list[Record]:
         """The summary records of one closed session, or its internal-error dead letter."""
         try:
-            summaries = self.core.summarize_builtin(orjson.loads(rec.value))
+            summaries = self.core.summarize_builtin(decode_for_builtin(rec.value))
             return self._summary_records(summaries, rec)
         except Exception as exc:  # noqa: BLE001 - per-session isolation: counted and dead-lettered
             return [self._internal_error(rec, exc)]

@@ -157,3 +157,29 @@ async def test_a_builtin_batch_isolates_a_failing_session_and_commits_after_the_
     assert [p for (t, _k, _v), p in zip(producer.sent, producer.partitions)
             if t == settings.topic_dead_letter] == [None, None]
     assert loop.in_flight == 0
+
+
+def test_closed_sessions_decode_for_the_builtin_summarizer_without_the_events_context_copies():
+    """The summarize role's decoding: the session orjson gives, less each event's copy of the
+    session context and id (the built-in summarizer reads the session's); any other shape is decoded whole,
+    so it is summarized or fails exactly as before."""
+    import orjson
+    import pytest
+
+    from replaylens.schemas.profiles import CONTEXT_ELEMENTS
+    from replaylens.sinks.summarize import decode_for_builtin
+
+    sessions = _closed_sessions(5)
+    assert any(k in e for s in sessions for e in s["events"] for k in CONTEXT_ELEMENTS)
+    for session in sessions:
+        value = orjson.dumps(session)
+        expected = orjson.loads(value)
+        for event in expected["events"]:
+            for name in (*CONTEXT_ELEMENTS, "session_id"):
+                event.pop(name, None)
+        assert decode_for_builtin(value) == expected
+    for odd in (b"[1, 2]", b'{"events": 5}', b'{"events": [1, "x"]}', b'{"started_at": 1}'):
+        assert decode_for_builtin(odd) == orjson.loads(odd)
+    for bad in (b"{not json", b"", None):
+        with pytest.raises(orjson.JSONDecodeError):
+            decode_for_builtin(bad)
