@@ -31,7 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -135,11 +135,13 @@ async def committed_total(admin: AIOKafkaAdminClient, group: str, tps: list[Topi
 
 # -- 1. baseline -----------------------------------------------------------------------------------
 async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, batch: int,
-                       timeout_s: float) -> Rate:
-    """consume -> produce -> commit, timed from partition assignment to the last batch's commit."""
+                       timeout_s: float, producer: Optional[AIOKafkaProducer] = None,
+                       each: Optional[Callable[[bytes], Any]] = None) -> Rate:
+    """consume -> (`each` value) -> produce -> commit, timed from partition assignment to the last
+    batch's commit; a plain acks=all producer unless one is given."""
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=batch)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = producer or AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     await consumer.start()
     try:
@@ -158,6 +160,8 @@ async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, ba
             acks = []
             for records in batches.values():
                 for r in records:
+                    if each is not None:
+                        each(r.value)
                     acks.append(await producer.send(sink, r.value, key=r.key))
             if acks:
                 await asyncio.gather(*acks)

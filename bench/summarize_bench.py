@@ -38,9 +38,8 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 
 from bench.builtin_bench import closed_sessions  # noqa: E402
-from aiokafka import AIOKafkaConsumer  # noqa: E402
 
-from bench.kafka_bench import Rate, machine_lines, run_worker  # noqa: E402
+from bench.kafka_bench import machine_lines, run_baseline, run_worker  # noqa: E402
 from replaylens.config.settings import Settings  # noqa: E402
 from replaylens.streams.wiring import build_core  # noqa: E402
 from replaylens.streams.worker import build_producer  # noqa: E402
@@ -65,41 +64,6 @@ def backlog(distinct: int, total: int, seed: int) -> list[tuple[bytes, bytes]]:
             session["window_id"] = f"{session['window_id']}~{copy}"
         out.append((session["session_id"].encode(), orjson.dumps(session)))
     return out
-
-
-async def run_baseline(bootstrap: str, source: str, sink: str, expected: int, batch: int,
-                       timeout_s: float) -> Rate:
-    """consume -> decode -> produce -> commit, timed from partition assignment to the last commit."""
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"sbench-base-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=batch)
-    producer = build_producer(Settings(kafka_bootstrap=bootstrap))
-    await producer.start()
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not consumer.assignment():
-            if time.monotonic() > deadline:
-                raise TimeoutError("baseline consumer got no partitions assigned")
-            await asyncio.sleep(0.01)
-        done = 0
-        began, cpu_began = time.perf_counter(), time.process_time()
-        while done < expected:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"baseline moved only {done} of {expected} sessions in {timeout_s}s")
-            batches = await consumer.getmany(timeout_ms=500, max_records=batch)
-            acks = []
-            for records in batches.values():
-                for r in records:
-                    orjson.loads(r.value)
-                    acks.append(await producer.send(sink, r.value, key=r.key))
-            if acks:
-                await asyncio.gather(*acks)
-                await consumer.commit()
-                done += len(acks)
-        return Rate(done, time.perf_counter() - began, time.process_time() - cpu_began)
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 def summarizer_us(records: list[tuple[bytes, bytes]], sample: int) -> float:
@@ -134,7 +98,8 @@ async def bench(args: argparse.Namespace, records: list[tuple[bytes, bytes]]) ->
         sink = f"{prefix}-baseline-out"
         await kafka_support.create_topics(bootstrap, [sink], partitions=args.partitions)
 
-        base = await run_baseline(bootstrap, source, sink, len(records), args.batch, args.timeout)
+        base = await run_baseline(bootstrap, source, sink, len(records), args.batch, args.timeout,
+                                  build_producer(Settings(kafka_bootstrap=bootstrap)), orjson.loads)
         print(f"\n1. baseline  aiokafka consume->decode->produce->commit  {base.per_s:>8,.0f} sessions/s, "
               f"{base.per_cpu_s:,.0f} per CPU-second")
 
