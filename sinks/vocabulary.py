@@ -120,14 +120,7 @@ def is_search(event: Event, policy: PrivacyPolicy) -> bool:
     if etype == "custom":
         return norm(event.get("name")) in SEARCH_NAMES
     if etype == "input-change":
-        target = event.get("target") or {}
-        label = f"{target.get('selector') or ''} {target.get('text') or ''}"
-        known = _SEARCH_FIELDS.get(label)
-        if known is None:
-            if len(_SEARCH_FIELDS) >= MEMO_ENTRIES:
-                _SEARCH_FIELDS.clear()
-            known = _SEARCH_FIELDS[label] = bool(_SEARCH_FIELD.search(label))
-        return known
+        return _target_matches(event, _SEARCH_FIELD, _SEARCH_FIELDS)
     if etype == "navigate" and event.get("url"):
         return url_words(event["url"], policy).search
     return False
@@ -189,13 +182,19 @@ _SUBMIT_LABELS: dict[str, bool] = {}
 def is_submit_click(event: Event) -> bool:
     if event.get("type") not in CLICK_TYPES:
         return False
+    return _target_matches(event, _SUBMIT, _SUBMIT_LABELS)
+
+
+def _target_matches(event: Event, pattern: re.Pattern[str], memo: dict[str, bool]) -> bool:
+    """Whether the event target's selector and text match `pattern`, remembered per label
+    (labels repeat across sessions; the memo is bounded like the privacy policy's)."""
     target = event.get("target") or {}
     label = f"{target.get('selector') or ''} {target.get('text') or ''}"
-    known = _SUBMIT_LABELS.get(label)
+    known = memo.get(label)
     if known is None:
-        if len(_SUBMIT_LABELS) >= MEMO_ENTRIES:
-            _SUBMIT_LABELS.clear()
-        known = _SUBMIT_LABELS[label] = bool(_SUBMIT.search(label))
+        if len(memo) >= MEMO_ENTRIES:
+            memo.clear()
+        known = memo[label] = bool(pattern.search(label))
     return known
 
 
