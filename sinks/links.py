@@ -61,12 +61,15 @@ DEFAULT_REPLAY_BASE_URL: str = setting_default("replay_base_url")
 class LinkSettings:
     """A checked link template and base URL; `for_session` binds a session id."""
 
-    __slots__ = ("template", "replay_base_url")
+    __slots__ = ("template", "replay_base_url", "_plain_timestamps")
 
     def __init__(self, template: Optional[str] = None, replay_base_url: Optional[str] = None) -> None:
         self.template = template if template is not None else DEFAULT_LINK_TEMPLATE
         self.replay_base_url = replay_base_url if replay_base_url is not None else DEFAULT_REPLAY_BASE_URL
         check_link_template(self.template)
+        # How many plain {timestamp_ms} fields the template has, None when one is formatted:
+        # parsed once here, not for every session.
+        self._plain_timestamps = _plain_timestamp_fields(self.template)
 
     def link(self, session_id: str, timestamp_ms: int) -> str:
         return replay_link(self.template, self.replay_base_url, session_id, timestamp_ms)
@@ -77,7 +80,7 @@ class LinkSettings:
         prefix_args = dict(replay_base_url=self.replay_base_url.rstrip("/"),
                            session_id=quote(str(session_id), safe=""))
         template = self.template
-        parts = _around_timestamps(template, prefix_args)
+        parts = _around_timestamps(template, prefix_args, self._plain_timestamps)
         if parts is None:
             return lambda timestamp_ms: template.format(timestamp_ms=int(timestamp_ms), **prefix_args)
         return lambda timestamp_ms: str(int(timestamp_ms)).join(parts)
@@ -86,12 +89,21 @@ class LinkSettings:
 _MARK = "\x00"  # stands for the timestamp while the rest is filled in; no URL holds it
 
 
-def _around_timestamps(template: str, args: dict[str, str]) -> Optional[list[str]]:
-    """The template filled in except for its plain `{timestamp_ms}` fields, split where they go;
-    None when a field formats the timestamp (`{timestamp_ms:08d}`) or the mark shows up elsewhere."""
+def _plain_timestamp_fields(template: str) -> Optional[int]:
+    """How many `{timestamp_ms}` fields the template has; None when one formats the timestamp
+    (`{timestamp_ms:08d}`)."""
     fields = [(spec, conversion) for _, name, spec, conversion in Formatter().parse(template)
               if name == "timestamp_ms"]
     if any(spec or conversion for spec, conversion in fields):
         return None
+    return len(fields)
+
+
+def _around_timestamps(template: str, args: dict[str, str], plain_fields: Optional[int]) -> Optional[list[str]]:
+    """The template filled in except for its plain `{timestamp_ms}` fields (`plain_fields` of
+    them, see `_plain_timestamp_fields`), split where they go; None when a field formats the
+    timestamp or the mark shows up elsewhere."""
+    if plain_fields is None:
+        return None
     parts = template.format(timestamp_ms=_MARK, **args).split(_MARK)
-    return parts if len(parts) == len(fields) + 1 else None
+    return parts if len(parts) == plain_fields + 1 else None

@@ -121,6 +121,22 @@ def select_context(context: Optional[dict[str, Any]], selected: list[str]) -> di
     return {name: context[name] for name in selected if context.get(name) is not None}
 
 
+_CONTEXTS: dict[int, tuple[SummaryProfile, list[str], frozenset[str]]] = {}
+MEMO_ENTRIES = 1000
+
+
+def _context_choice(profile: SummaryProfile) -> tuple[list[str], frozenset[str]]:
+    """(the context elements the profile selects, the others), remembered per profile object
+    (profiles are loaded once and not changed in place)."""
+    known = _CONTEXTS.get(id(profile))
+    if known is None or known[0] is not profile:
+        selected = profile.context.selected()
+        if len(_CONTEXTS) >= MEMO_ENTRIES:
+            _CONTEXTS.clear()
+        known = _CONTEXTS[id(profile)] = (profile, selected, frozenset(CONTEXT_ELEMENTS) - set(selected))
+    return known[1], known[2]
+
+
 def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
     """Filter, then slice, one closed-session dict as `profile` says. No I/O, no mutation."""
     all_events = sorted(session.get("events") or (), key=_TIMESTAMP)
@@ -129,9 +145,8 @@ def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
     started_at, ended_at = int(session["started_at"]), int(session["ended_at"])
     kept, span_start, span_end = slice_events(relevant, profile.slice, started_at, ended_at)
 
-    selected = profile.context.selected()
     # Per-event copies of unselected context (user, org, ...) must not leak either.
-    unselected = frozenset(CONTEXT_ELEMENTS) - set(selected)
+    selected, unselected = _context_choice(profile)
     signals = [
         dict(s) for s in session.get("signals") or ()
         if signal_passes(s, filt) and span_start <= s["timestamp"] <= span_end
