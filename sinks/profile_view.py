@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from replaylens.schemas.profiles import CONTEXT_ELEMENTS, EventFilter, SliceOptions, SummaryProfile
 from replaylens.schemas.sessions import window_id_of
@@ -109,9 +109,11 @@ def slice_events(events: list[dict[str, Any]], opts: SliceOptions, started_at: i
     return kept, span_start, span_end
 
 
-def _without_keys(events: Iterable[dict[str, Any]], dropped: frozenset[str]) -> list[dict[str, Any]]:
+def _without_keys(events: list[dict[str, Any]], dropped: frozenset[str]) -> list[dict[str, Any]]:
+    """`events` themselves when nothing is dropped: build_view hands a list of its own (its sorted
+    copy, or a slice of it), never the session's."""
     if not dropped:
-        return list(events)
+        return events
     # Shallow copies: the session's own dicts are never mutated.
     return [{k: v for k, v in e.items() if k not in dropped} for e in events]
 
@@ -147,9 +149,10 @@ def build_view(session: dict[str, Any], profile: SummaryProfile) -> SessionView:
 
     # Per-event copies of unselected context (user, org, ...) must not leak either.
     selected, unselected = _context_choice(profile)
+    every_type = filt.include_types is None and filt.exclude_types is None
     signals = [
         dict(s) for s in session.get("signals") or ()
-        if signal_passes(s, filt) and span_start <= s["timestamp"] <= span_end
+        if (every_type or signal_passes(s, filt)) and span_start <= s["timestamp"] <= span_end
     ]
     signals.sort(key=_TIMESTAMP)
     # A page left exactly when the span starts is not in it; a zero-length page inside is.
