@@ -50,6 +50,15 @@ class Analysis:
     journey: list[JourneyStep] = field(default_factory=list)
     outcome: Outcome = field(default_factory=lambda: Outcome(status="neutral"))
     goals: list[GoalProgress] = field(default_factory=list)
+    # Each journey step's page as a reader knows it (`page_label`): the insights, the markdown and
+    # the JSON answers all say them.
+    page_labels: list[str] = field(default_factory=list)
+
+    def labels(self, policy: PrivacyPolicy) -> list[str]:
+        """`page_labels`, made when the journey was set without them."""
+        if len(self.page_labels) != len(self.journey):
+            self.page_labels = [page_label(step.url, policy) for step in self.journey]
+        return self.page_labels
 
 
 _FINGERPRINTS: dict[int, tuple[SummaryProfile, str]] = {}
@@ -195,14 +204,15 @@ class BuiltinSummarizer:
             issues.append(abandoned)
         issues = found.rank(issues)
         journey = build_journey(view, _derived(view, signals), self.policy, link, self.goal_words)
-        analysis = Analysis(potential_issues=issues, journey=journey, outcome=outcome, goals=goals)
+        analysis = Analysis(potential_issues=issues, journey=journey, outcome=outcome, goals=goals,
+                            page_labels=[page_label(step.url, self.policy) for step in journey])
         analysis.key_insights = self.key_insights(view, analysis)
         return analysis
 
     # ------------------------------------------------------------------ key insights: the story
     def key_insights(self, view: SessionView, analysis: Analysis) -> list[str]:
         # Each page's label and kind, once: the purpose, the story and the pages all say them.
-        labels = [page_label(step.url, self.policy) for step in analysis.journey]
+        labels = analysis.labels(self.policy)
         kinds = [page_type(step.url) for step in analysis.journey]
         insights = [self._purpose(analysis, kinds)]
         story = self._story(analysis, labels, kinds)
@@ -333,8 +343,8 @@ class BuiltinSummarizer:
                 lines.append(f"- and {plural(len(comparisons) - MAX_LISTED, 'more comparison')}")
         if analysis.journey:
             lines += ["", "**Journey**"]
-            for number, step in enumerate(analysis.journey, start=1):
-                head = md_link(page_label(step.url, self.policy), step.link)
+            for number, (step, label) in enumerate(zip(analysis.journey, analysis.labels(self.policy)), start=1):
+                head = md_link(label, step.link)
                 did = f": {', '.join(step.actions)}" if step.actions else ""
                 lines.append(f"{number}. {head} ({human_duration(step.time_on_page_ms)}){did}")
         return "\n".join(lines)
@@ -344,7 +354,7 @@ class BuiltinSummarizer:
         """What the schema filler may use, keyed by the names it looks for."""
         issues = [i.model_dump() for i in analysis.potential_issues]
         journey = [step.model_dump() for step in analysis.journey]
-        pages = _unique(page_label(step.url, self.policy) for step in analysis.journey)
+        pages = _unique(analysis.labels(self.policy))
         user = view.context.get("user") or {}
         overview = self.overview(view, analysis)
         return {
@@ -379,7 +389,7 @@ class BuiltinSummarizer:
             return f"Find something by searching for {quoted(terms[0])}"
         if any(product_viewed(e, self.policy) for e in view.events):
             return "Browse products"
-        pages = [page_label(s.url, self.policy) for s in analysis.journey]
+        pages = analysis.labels(self.policy)
         if any(_HELP_PATH.search(p) for p in pages):
             return "Get help"
         if any(e.get("type") == "input-change" for e in view.events):
@@ -392,7 +402,7 @@ class BuiltinSummarizer:
         last = analysis.journey[-1]
         actions = [a for a in last.actions if not a.startswith("and ")]
         did = f" after they {actions[-1]}" if actions else ""
-        return f"Left from {page_label(last.url, self.policy)}{did}"
+        return f"Left from {analysis.labels(self.policy)[-1]}{did}"
 
     @staticmethod
     def _reason(analysis: Analysis) -> str:

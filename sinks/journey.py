@@ -94,10 +94,14 @@ def describe_custom(event: Event, policy: PrivacyPolicy, goal_words: Optional[di
 
 
 def page_actions(items: list[dict[str, Any]], policy: PrivacyPolicy,
-                 goal_words: Optional[dict[str, str]] = None) -> list[str]:
-    """Distinct actions in order; when there are more than fit, the last says how many more."""
+                 goal_words: Optional[dict[str, str]] = None,
+                 remembered: Optional[dict[Any, Optional[str]]] = None) -> list[str]:
+    """Distinct actions in order; when there are more than fit, the last says how many more.
+
+    `remembered`: the policy's "action" memo, when the caller holds it already."""
     actions: list[str] = []
-    remembered = policy.memo("action")
+    if remembered is None:
+        remembered = policy.memo("action")
     for item in items:
         etype = item.get("type")
         if etype in _UNSAID:
@@ -126,6 +130,7 @@ def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], poli
     stamps = [e["timestamp"] for e in said]
     steps = []
     cursor = 0
+    remembered = policy.memo("action")
     for index, page in enumerate(pages):
         start = page["entered_at"]
         cursor = bisect_left(stamps, start, cursor)
@@ -133,7 +138,7 @@ def build_journey(view: SessionView, derived_signals: list[dict[str, Any]], poli
         steps.append(JourneyStep(
             url=policy.url(page["url"]) or "", entered_at=start,
             time_on_page_ms=int(page.get("time_on_page_ms") or 0), link=link(start),
-            actions=page_actions(said[cursor:stop], policy, goal_words)))
+            actions=page_actions(said[cursor:stop], policy, goal_words, remembered)))
         cursor = stop
     return steps
 
