@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Optional
 
 from replaylens.config.privacy import PrivacyPolicy
@@ -51,6 +52,11 @@ class VitalsThresholds:
     lcp_ms: float = 2500
     inp_ms: float = 200
     cls: float = 0.1
+
+    @cached_property
+    def limits(self) -> tuple[tuple[str, float], ...]:
+        """(metric, threshold) for each metric, made once (every web-vitals event is checked)."""
+        return (("lcp", self.lcp_ms), ("inp", self.inp_ms), ("cls", self.cls))
 
 
 # Google's "good" Core Web Vitals thresholds (https://web.dev/articles/vitals).
@@ -346,7 +352,7 @@ def signal_issues(signals: list[Signal], rules: IssueRules) -> list[PotentialIss
 
 def _poor_vitals(metrics: dict[str, Any], limits: VitalsThresholds) -> dict[str, float]:
     poor = {}
-    for name, limit in (("lcp", limits.lcp_ms), ("inp", limits.inp_ms), ("cls", limits.cls)):
+    for name, limit in limits.limits:
         value = metrics.get(name)
         if isinstance(value, (int, float)) and value > limit:
             poor[name] = float(value)
@@ -354,7 +360,7 @@ def _poor_vitals(metrics: dict[str, Any], limits: VitalsThresholds) -> dict[str,
 
 
 def describe_vitals(poor: dict[str, float], limits: VitalsThresholds = GOOD_VITALS) -> str:
-    word = "good" if limits == GOOD_VITALS else "limit"
+    word = "good" if limits is GOOD_VITALS or limits == GOOD_VITALS else "limit"
     parts = []
     if "lcp" in poor:
         parts.append(f"LCP {short_duration(poor['lcp'])} ({word} ≤ {short_duration(limits.lcp_ms)})")
