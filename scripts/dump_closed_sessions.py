@@ -59,8 +59,10 @@ def _flushed(flush: Any) -> Iterator[bytes]:
         yield orjson.dumps({k: v for k, v in dl.items() if k != "received_at"}, option=orjson.OPT_SORT_KEYS)
     for session in flush.closed:
         yield orjson.dumps(session)
-    for _partition, key, value in flush.state:
-        yield orjson.dumps({"state_key": key.decode("utf-8", "replace"), "bytes": len(value or b"")})
+    # Sorted: the order of session ids within a flush follows a set's (hash seed) order.
+    for partition, key, value in sorted(flush.state, key=lambda r: (r[0], r[1])):
+        yield orjson.dumps({"partition": partition, "state_key": key.decode("utf-8", "replace"),
+                            "bytes": len(value or b"")})
 
 
 def simulator_sets() -> Iterator[tuple[str, SessionStage, Iterable[bytes]]]:
