@@ -32,6 +32,10 @@ from replaylens.streams.signals import (
     event_automation, is_toggle)
 
 CONTEXT_FIELDS = ("user", "org", "device", "location")
+# Kinds page_visits changes its hidden/idle state on (custom markers, user actions).
+_PAGE_MARKS = _pages._USER_ACTIONS | {"custom"}
+# Kinds the signal rules look at: clicks, highlights, sent signals, and what answers a click.
+_SIGNAL_KINDS = frozenset({"click", "highlight"}) | FRUSTRATION_TYPES | _ANSWERS
 # Swapped strings (ingest's masking on the bytes) that detection reads: an event with one of these
 # swapped is folded from its masked JSON, not from the struct decoded before masking.
 _READ_BY_DETECTION = frozenset({"url", "text", "message", "request_url", "node_id", "double_click", "response",
@@ -53,7 +57,7 @@ class Detection:
     def __init__(self, rules: SignalRules) -> None:
         self.rules = rules
         self.n = 0  # events folded; the next one's position in the window
-        self.last: Optional[int] = None  # time of the last event folded
+        self.last = -(2**63)  # time of the last event folded
         self.broken = False
         # page_visits' clock (streams/pages.py)
         self.visits: list[dict[str, Any]] = []
@@ -68,19 +72,63 @@ class Detection:
 
     # -- folding ----------------------------------------------------------------------------
     def fold(self, ts: int, kind: str, decoded: Any, text: str) -> None:
-        """Fold the next buffered event: `decoded` is its struct from ingest (None: read `text`)."""
+        """Fold the next buffered event: `decoded` is its struct from ingest (None: read `text`).
+        This runs once per event: the struct's case is written out in one function."""
         if self.broken:
             return
-        last = self.last
-        if last is not None and ts < last:
+        if ts < self.last:
             self.break_()
             return
         self.last = ts
         try:
             if decoded is None:
                 self._fold_dict(ts, kind, orjson.loads(text))
-            else:
-                self._fold_struct(ts, kind, decoded)
+                self.n += 1
+                return
+            ev, pos = decoded, self.n
+            # page_visits' step (streams/pages.py)
+            current = self.current
+            if current is None or kind == "navigate":
+                self._page_start(ts, ev.url)
+                current = self.current
+            if current is not None:
+                since = self.since
+                if ts > since:
+                    if self.hidden:
+                        self.hidden_ms += ts - since
+                    elif self.idle:
+                        self.idle_ms += ts - since
+                    self.since = ts
+                self.count += 1
+            if kind in _PAGE_MARKS:
+                self._mark(kind, ev.name)
+            hints = self.hints
+            if ev.user is not None:
+                hints[0] = pos
+            if ev.org is not None:
+                hints[1] = pos
+            if ev.device is not None:
+                hints[2] = pos
+            if ev.location is not None:
+                hints[3] = pos
+            if kind in _SIGNAL_KINDS:
+                sig = self.sig
+                if kind == "click":
+                    (sig or self._signals()).click(pos, ts, _struct_click(ev))
+                elif kind == "highlight":
+                    (sig or self._signals()).highlight(ts, ev.properties)
+                elif kind in FRUSTRATION_TYPES:
+                    (sig or self._signals()).sent.append(pos)
+                elif sig is not None and sig.open:
+                    if kind in _ERRORS:
+                        sig.error(pos, ts)
+                    if kind != "custom" or ev.name not in RECORDER_MARKERS:
+                        sig.answer(ts)
+                if kind == "console-error" and self.automated is None:
+                    err = ev.error
+                    marker = automation_marker(err.message if err is not None else None)
+                    if marker:
+                        self.automated = f"console output mentions {marker}"
         except Exception:  # noqa: BLE001 - data a detector refuses: closing detects (and fails) as before
             self.break_()
             return
@@ -91,35 +139,24 @@ class Detection:
         self.broken = True
         self.visits, self.current, self.sig = [], None, None
 
-    def _fold_struct(self, ts: int, kind: str, ev: Any) -> None:
-        pos = self.n
-        self._page(ts, kind, ev.url, ev.name)
-        hints = self.hints
-        if ev.user is not None:
-            hints[0] = pos
-        if ev.org is not None:
-            hints[1] = pos
-        if ev.device is not None:
-            hints[2] = pos
-        if ev.location is not None:
-            hints[3] = pos
-        if kind == "click":
-            self._signals().step(pos, ts, kind, None, _struct_view(kind, ev))
-        elif kind == "highlight" or kind in FRUSTRATION_TYPES:
-            self._signals().step(pos, ts, kind, None, ev.properties)
-        elif self.sig is not None:
-            self.sig.step(pos, ts, kind, ev.name, None)
-        if kind == "console-error" and self.automated is None:
-            err = ev.error
-            marker = automation_marker(err.message if err is not None else None)
-            if marker:
-                self.automated = f"console output mentions {marker}"
-
     def _fold_dict(self, ts: int, kind: str, ev: dict[str, Any]) -> None:
+        """`fold` of an event ingest kept no struct of: its decoded JSON."""
         ev["timestamp"] = ts  # as closing sets it
         pos = self.n
         get = ev.get
-        self._page(ts, kind, get("url"), get("name"))
+        if self.current is None or kind == "navigate":
+            self._page_start(ts, get("url"))
+        if self.current is not None:
+            since = self.since
+            if ts > since:
+                if self.hidden:
+                    self.hidden_ms += ts - since
+                elif self.idle:
+                    self.idle_ms += ts - since
+                self.since = ts
+            self.count += 1
+        if kind in _PAGE_MARKS:
+            self._mark(kind, get("name"))
         hints = self.hints
         for i, name in enumerate(CONTEXT_FIELDS):
             if get(name) is not None:
@@ -128,12 +165,18 @@ class Detection:
             if self.agents is None:
                 self.agents = set()
             self.automated = event_automation(ev, self.agents)
+        sig = self.sig
         if kind == "click":
-            self._signals().step(pos, ts, kind, None, ev)
-        elif kind == "highlight" or kind in FRUSTRATION_TYPES:
-            self._signals().step(pos, ts, kind, None, get("properties"))
-        elif self.sig is not None:
-            self.sig.step(pos, ts, kind, get("name"), None)
+            self._signals().click(pos, ts, ev)
+        elif kind == "highlight":
+            self._signals().highlight(ts, get("properties"))
+        elif kind in FRUSTRATION_TYPES:
+            self._signals().sent.append(pos)
+        elif sig is not None and sig.open and kind in _SIGNAL_KINDS:
+            if kind in _ERRORS:
+                sig.error(pos, ts)
+            if kind != "custom" or get("name") not in RECORDER_MARKERS:
+                sig.answer(ts)
 
     def _signals(self) -> "_Signals":
         sig = self.sig
@@ -141,27 +184,20 @@ class Detection:
             sig = self.sig = _Signals(self.rules)
         return sig
 
-    def _page(self, at: int, kind: str, url: Any, name: Any) -> None:
-        """One step of `page_visits`' loop."""
-        current = self.current
-        if current is None or kind == "navigate":
-            if url:
-                if current is not None:
-                    _pages._close(current, self.since, self.hidden, self.idle, self.hidden_ms, self.idle_ms,
-                                  self.count, at)
-                current = self.current = {"url": url, "entered_at": at, "left_at": at, "time_on_page_ms": 0,
-                                          "event_count": 0, "hidden_ms": 0, "idle_ms": 0}
-                self.visits.append(current)
-                self.since, self.hidden_ms, self.idle_ms, self.count = at, 0, 0, 0
-        if current is not None:
-            since = self.since
-            if at > since:
-                if self.hidden:
-                    self.hidden_ms += at - since
-                elif self.idle:
-                    self.idle_ms += at - since
-                self.since = at
-            self.count += 1
+    def _page_start(self, at: int, url: Any) -> None:
+        """page_visits: a navigate (or the first event with a URL) opens a visit."""
+        if url:
+            current = self.current
+            if current is not None:
+                _pages._close(current, self.since, self.hidden, self.idle, self.hidden_ms, self.idle_ms,
+                              self.count, at)
+            self.current = {"url": url, "entered_at": at, "left_at": at, "time_on_page_ms": 0,
+                            "event_count": 0, "hidden_ms": 0, "idle_ms": 0}
+            self.visits.append(self.current)
+            self.since, self.hidden_ms, self.idle_ms, self.count = at, 0, 0, 0
+
+    def _mark(self, kind: str, name: Any) -> None:
+        """page_visits: recorder markers and user actions end or start hidden and idle time."""
         if kind == "custom":
             if name == _pages.HIDDEN_STARTS:
                 self.hidden = True
@@ -171,7 +207,7 @@ class Detection:
                 self.idle = True
             elif name == _pages.IDLE_ENDS:
                 self.idle = False
-        elif kind in _pages._USER_ACTIONS:
+        else:  # a user action: someone is there, looking
             self.hidden = self.idle = False
 
     # -- closing ----------------------------------------------------------------------------
@@ -213,12 +249,11 @@ BROKEN = Detection(SignalRules())
 BROKEN.broken = True  # shared by windows that detect at close (merged, resumed from state)
 
 
-def _struct_view(kind: str, ev: Any) -> dict[str, Any]:
+def _struct_click(ev: Any) -> dict[str, Any]:
     """What signals.py reads of a click, from its ingest struct, as its decoded JSON gives it (an
     absent field and a null one read alike)."""
     t = ev.target
-    return {"type": kind, "url": ev.url,
-            "target": None if t is None else {"selector": t.selector, "text": t.text, "type": t.type},
+    return {"url": ev.url, "target": None if t is None else {"selector": t.selector, "text": t.text, "type": t.type},
             "properties": ev.properties}
 
 
@@ -260,7 +295,8 @@ class _Signals:
     decoded events), with what reproduces the original's order at equal times: sent signals,
     then rage bursts (by target, then start), then clicks' own signals (by click)."""
 
-    __slots__ = ("rules", "sent", "rage", "dead", "errors", "highlights", "open", "groups", "bursts", "horizon")
+    __slots__ = ("rules", "sent", "rage", "dead", "errors", "highlights", "open", "err_from", "ans_from", "groups",
+                 "bursts", "horizon")
 
     def __init__(self, rules: SignalRules) -> None:
         self.rules = rules
@@ -270,6 +306,7 @@ class _Signals:
         self.errors: list[tuple[int, int]] = []  # (click's position, its error's position)
         self.highlights: list[tuple[int, int]] = []  # (time, end) within the selection look-back
         self.open: list[_Click] = []  # clicks not decided yet, in order
+        self.err_from = self.ans_from = 0
         self.groups: dict[tuple, _Group] = {}
         self.bursts: list[tuple[_Group, list[_Click]]] = []  # settled, waiting for the selection check
         # Past this much time after a click, every scan about it has ended (and the dead rule's
@@ -277,53 +314,42 @@ class _Signals:
         self.horizon = max(rules.error_window_ms, rules.rage_window_ms, rules.dead_retry_window_ms,
                            rules.dead_window_ms)
 
-    def step(self, pos: int, ts: int, kind: str, name: Any, detail: Any) -> None:
-        """The next event in order. `detail`: a click's fields (signals.py's reading of them), a
-        highlight's properties; else None. Each open click's scans (_error_after, _dead_by_retry,
-        _selects_text) look at this event while it is within their window of the click."""
+    # The scans of signals.py, each over the events after a click within a window of it: the
+    # first error (_error_after), the first answer or a retry (_dead_by_retry), highlights
+    # around it (_selects_text). The first error or answer ends the scan of every click before
+    # it: `err_from` and `ans_from` index the open clicks no error or answer has reached yet.
+    def error(self, pos: int, ts: int) -> None:
+        open_ = self.open
+        for c in open_[self.err_from:]:
+            if ts - c.ts <= self.rules.error_window_ms:
+                c.error = pos
+        self.err_from = len(open_)
+
+    def answer(self, ts: int) -> None:
         r = self.rules
         open_ = self.open
-        key = None
-        if open_:
-            if kind in _ERRORS:
-                for c in open_:
-                    if c.error < 0 and ts - c.ts <= r.error_window_ms:
-                        c.error = pos
-            elif kind in _ANSWERS and not (kind == "custom" and name in RECORDER_MARKERS):
-                for c in open_:
-                    if c.retry is None:
-                        c.retry = c.retried and (ts - c.ts > r.dead_window_ms) \
-                            if ts - c.ts <= r.dead_retry_window_ms else c.retried
-            if kind == "click":
-                key = _target_key(detail)
-                for c in open_:
-                    if c.retry is None and c.key == key and ts - c.ts <= r.dead_retry_window_ms:
-                        c.retried = True
-        if kind == "click":
-            self._click(pos, ts, detail, key or _target_key(detail))
-        elif kind == "highlight":
-            end = ts + int((detail or {}).get("duration_ms") or 0)
-            for c in open_:
-                if ts - c.ts <= r.rage_window_ms and c.ts <= end + r.rage_window_ms:
-                    c.sel = True
-            self.highlights.append((ts, end))
-        elif kind in FRUSTRATION_TYPES:
-            self.sent.append(pos)
-        if self.bursts:
-            self._resolve_bursts(ts, final=False)
-        if open_ and ts - open_[0].ts > self.horizon:
-            done = 0
-            for c in open_:
-                if ts - c.ts <= self.horizon:
-                    break
-                if c.in_burst is None:  # its target's bursts are settled only as far as its clicks asked
-                    self._settle(self.groups[c.key], ts)
-                self._decide(c, ts)
-                done += 1
-            del open_[:done]
+        for c in open_[self.ans_from:]:
+            c.retry = (c.retried and ts - c.ts > r.dead_window_ms) if ts - c.ts <= r.dead_retry_window_ms \
+                else c.retried
+        self.ans_from = len(open_)
 
-    def _click(self, pos: int, ts: int, ev: dict[str, Any], key: tuple) -> None:
+    def highlight(self, ts: int, props: Any) -> None:
         r = self.rules
+        end = ts + int((props or {}).get("duration_ms") or 0)
+        for c in reversed(self.open):
+            if ts - c.ts > r.rage_window_ms:
+                break
+            if c.ts <= end + r.rage_window_ms:
+                c.sel = True
+        self.highlights.append((ts, end))
+
+    def click(self, pos: int, ts: int, ev: dict[str, Any]) -> None:
+        r = self.rules
+        key = _target_key(ev)
+        open_ = self.open
+        for c in open_[self.ans_from:]:  # a retry: the same target clicked again before any answer
+            if c.key == key and ts - c.ts <= r.dead_retry_window_ms:
+                c.retried = True
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = _Group(key, -1)
@@ -333,6 +359,8 @@ class _Signals:
                     group.doubles = []
                 group.doubles.append((pos, ts))
             return
+        if open_ and ts - open_[0].ts > self.horizon:
+            self._decide_until(ts)
         c = _Click(pos, ts, ev, group.key, r)
         highlights = self.highlights
         if highlights:
@@ -342,11 +370,26 @@ class _Signals:
                 stale += 1
             del highlights[:stale]
             c.sel = any(ts <= end + r.rage_window_ms for _start, end in highlights)
-        self.open.append(c)
+        open_.append(c)
         if group.order < 0:
             group.order = pos
         self._settle(group, ts)
         group.pending.append(c)
+
+    def _decide_until(self, now: int) -> None:
+        """Decide the clicks whose every scan `now` is past (keeps the open clicks few)."""
+        open_ = self.open
+        done = 0
+        for c in open_:
+            if now - c.ts <= self.horizon:
+                break
+            if c.in_burst is None:  # its target's bursts are settled only as far as its clicks asked
+                self._settle(self.groups[c.key], now)
+            self._decide(c, now)
+            done += 1
+        del open_[:done]
+        self.err_from = max(0, self.err_from - done)
+        self.ans_from = max(0, self.ans_from - done)
 
     def _settle(self, group: _Group, now: Optional[int]) -> None:
         """The greedy search of `_rage_clicks` for the starts whose window `now` has passed (all,
