@@ -29,7 +29,6 @@ from pydantic import ValidationError
 from replaylens.schemas.events import EVENT_MAX_DEPTH, EVENT_TYPES, ID_MAX_LENGTH, MAX_SAFE_INT, Event
 from replaylens.config.privacy import Masker
 from replaylens.config.settings import setting_default
-from replaylens.streams.detection import struct_is_exact
 
 _EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 _NonNeg = Annotated[float, msgspec.Meta(ge=0)]
@@ -99,9 +98,6 @@ class Accepted:
     timestamp: int
     type: str
     json: str  # the normalized event as compact JSON: what is buffered and persisted
-    # The fast path's msgspec struct when it reads as `json` for detection (streams/detection.py
-    # `struct_is_exact`): the sessionizer folds it instead of decoding `json` again. None: no struct.
-    decoded: Any = None
 
 
 @dataclass(slots=True)
@@ -205,8 +201,7 @@ class EventDecoder:
             data = raw  # the hot path: the original bytes kept
         if len(data) > self.max_event_bytes:
             return None
-        return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, data.decode(),
-                        ev if struct_is_exact(swaps) else None)
+        return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, data.decode())
 
     def _masked_in_place(self, raw: bytes, swaps: list[tuple[str, str, str]]) -> Optional[bytes]:
         """The event's bytes with each string `mask_event` changes swapped for its masked value:

@@ -37,7 +37,6 @@ from typing import Any, Container, Iterable, Optional, Sequence
 
 import orjson
 
-from replaylens.streams.detection import BROKEN, Detection
 from replaylens.streams.ingest import Accepted
 from replaylens.streams.pages import page_visits
 from replaylens.streams.signals import SignalRules, automation_evidence, detect_signals
@@ -77,17 +76,13 @@ class Window:
     # Wall time before which it may not close: set when it receives events already behind the
     # watermark (a recording or backlog arriving at once), so the rest of them can still join.
     hold_until_wall: Optional[int] = None
-    # Signals, pages, context and automation folded as events arrive (streams/detection.py);
-    # None: not folded (a window built outside a Sessionizer), closing detects over its events.
-    detect: Optional[Detection] = None
 
     def touches(self, ts: int, gap: int) -> bool:
         if self.ended and ts > self.end:
             return False
         return self.start - gap <= ts <= self.end + gap
 
-    def add(self, ev: Buffered, decoded: Any = None) -> None:
-        """Buffer one event (`decoded`: its struct from ingest, if any, for detection)."""
+    def add(self, ev: Buffered) -> None:
         self.events.append(ev)
         self.ids.add(ev[2])
         self.nbytes += utf8_size(ev[4])
@@ -96,11 +91,8 @@ class Window:
             self.start = ts
         if ts > self.end and not self.ended:
             self.end = ts
-        if self.detect is not None:
-            self.detect.fold(ts, ev[3], decoded, ev[4])
 
     def absorb(self, other: "Window") -> None:
-        self.detect = BROKEN  # two windows' events interleave: closing detects over them sorted
         self.events.extend(other.events)
         self.ids |= other.ids
         self.nbytes += other.nbytes
@@ -165,9 +157,8 @@ def utf8_size(text: str) -> int:
 class Sessionizer:
     """Open sessions of one partition. Not thread-safe; one per partition per worker."""
 
-    def __init__(self, rules: SessionRules = SessionRules(), signal_rules: SignalRules = SignalRules()) -> None:
+    def __init__(self, rules: SessionRules = SessionRules()) -> None:
         self.rules = rules
-        self.signal_rules = signal_rules  # what each window's detection folds with
         self.keys: dict[str, KeyState] = {}
         self.watermark: int = 0
         self._wall_at_watermark: Optional[int] = None
@@ -207,7 +198,6 @@ class Sessionizer:
                     return _DUPLICATE
                 seq = self._seq = self._seq + 1
                 events.append((ts, seq, event_id, ev.type, text))
-                w.detect.fold(ts, ev.type, ev.decoded, text)  # closing's detection, folded (streams/detection.py)
                 ids.add(event_id)
                 w.nbytes += len(text) if text.isascii() else len(text.encode())
                 w.start, w.end = new_start, new_end
@@ -238,7 +228,7 @@ class Sessionizer:
         if state is None:
             state = self.keys[sid] = KeyState()
         self._seq += 1
-        target = self._insert(sid, state, (ts, self._seq, ev.event_id, ev.type, ev.json), touching, ev.decoded)
+        target = self._insert(sid, state, (ts, self._seq, ev.event_id, ev.type, ev.json), touching)
         if ts < self.watermark - r.grace_ms and target is not None:
             self._hold(target, wall_ms)
         return self._accepted(sid, ts, wall_ms)
@@ -282,8 +272,7 @@ class Sessionizer:
         if candidate > self.watermark:
             self.watermark = candidate
 
-    def _insert(self, sid: str, state: KeyState, buffered: Buffered, touching: list[Window],
-                decoded: Any = None) -> Optional[Window]:
+    def _insert(self, sid: str, state: KeyState, buffered: Buffered, touching: list[Window]) -> Optional[Window]:
         r = self.rules
         ts = buffered[0]
         target = self._place(state, touching, ts)
@@ -291,7 +280,7 @@ class Sessionizer:
             target.part, target.previous_window_id = state.next_part, state.previous_window_id
         if target.events and max(target.end, ts) - min(target.start, ts) > r.max_duration_ms:
             target = self._split(sid, state, target, ts, "max-duration")
-        target.add(buffered, decoded)
+        target.add(buffered)
         if buffered[3] == "session-end" and (not target.ended or ts < target.end):
             self._end_at(sid, state, target, ts)
         if target in state.windows and (len(target.events) >= r.max_events or target.nbytes >= r.max_bytes):
@@ -305,7 +294,6 @@ class Sessionizer:
         after = [e for e in w.events if e[0] > end]
         if not after:
             return
-        w.detect = BROKEN  # events left it: closing detects over the ones that stay
         w.events = [e for e in w.events if e[0] <= end]
         w.ids = {e[2] for e in w.events}
         w.nbytes = sum(utf8_size(e[4]) for e in w.events)
@@ -316,7 +304,7 @@ class Sessionizer:
 
     def _place(self, state: KeyState, touching: list[Window], ts: int) -> Window:
         if not touching:
-            w = Window(start=ts, end=ts, detect=Detection(self.signal_rules))
+            w = Window(start=ts, end=ts)
             state.windows.append(w)
             return w
         first = min(touching, key=lambda w: w.start)
@@ -328,8 +316,7 @@ class Sessionizer:
 
     def _split(self, sid: str, state: KeyState, full: Window, ts: int, reason: str) -> Window:
         self._close_now(sid, state, full, reason)
-        nxt = Window(start=ts, end=ts, part=state.next_part, previous_window_id=state.previous_window_id,
-                     detect=Detection(self.signal_rules))
+        nxt = Window(start=ts, end=ts, part=state.next_part, previous_window_id=state.previous_window_id)
         state.windows.append(nxt)
         return nxt
 
@@ -499,9 +486,8 @@ class Sessionizer:
                          previous_window_id=data.get("previous_window_id"))
         count = 0
         for wd in data.get("windows", ()):
-            # Detection is not in the state topic: closing derives it from the events (BROKEN).
             w = Window(start=wd["start"], end=wd["end"], ended=wd.get("ended", False),
-                       part=wd.get("part", 1), previous_window_id=wd.get("previous_window_id"), detect=BROKEN)
+                       part=wd.get("part", 1), previous_window_id=wd.get("previous_window_id"))
             for ts, eid, etype, text in wd["events"]:
                 self._seq += 1
                 w.add((ts, self._seq, eid, etype, text))
@@ -561,10 +547,7 @@ _time_and_arrival = itemgetter(0, 1)
 
 def _closed_session(closed: Closed, signal_rules: SignalRules) -> dict[str, Any]:
     w = closed.window
-    detect = w.detect
-    folded = detect is not None and detect.usable(signal_rules, len(w.events))
-    # A window folded whole arrived in order: its events are sorted already.
-    ordered = w.events if folded else sorted(w.events, key=_time_and_arrival)
+    ordered = sorted(w.events, key=_time_and_arrival)
     # One decode for the whole window: the buffered texts joined into one JSON array.
     events = orjson.loads("[" + ",".join([e[4] for e in ordered]) + "]")
     if len(events) != len(ordered):  # a text that is not one JSON value (never accepted)
@@ -572,11 +555,6 @@ def _closed_session(closed: Closed, signal_rules: SignalRules) -> dict[str, Any]
     for ev, buf in zip(events, ordered):
         ev["timestamp"] = buf[0]
     started, ended = ordered[0][0], ordered[-1][0]
-    if folded:
-        signals, pages, context, automated = detect.finish(events)
-    else:
-        signals, pages = detect_signals(events, signal_rules), page_visits(events)
-        context, automated = session_context(events), automation_evidence(events)
     return {
         "session_id": closed.session_id,
         "window_id": window_id(closed.session_id, w.start),
@@ -588,11 +566,11 @@ def _closed_session(closed: Closed, signal_rules: SignalRules) -> dict[str, Any]
         "duration_ms": ended - started,
         "event_count": len(events),
         "events": events,
-        "signals": signals,
-        "pages": pages,
-        "context": context,
+        "signals": detect_signals(events, signal_rules),
+        "pages": page_visits(events),
+        "context": session_context(events),
         "comparisons": [],
-        "automated": automated,
+        "automated": automation_evidence(events),
     }
 
 

@@ -285,27 +285,18 @@ def automation_evidence(events: Iterable[dict[str, Any]]) -> Optional[str]:
     console output), or None. Only what the events carry: nothing is guessed."""
     plain_agents: set[str] = set()  # user agents already searched (every event repeats one)
     for ev in events:
-        found = event_automation(ev, plain_agents)
-        if found is not None:
-            return found
-    return None
-
-
-def event_automation(ev: dict[str, Any], plain_agents: set[str]) -> Optional[str]:
-    """What one event says of automation (`automation_evidence`'s step; `plain_agents` are the
-    user agents already searched)."""
-    device = ev.get("device") or {}
-    if device.get("automation"):
-        return str(device["automation"])
-    agent = device.get("user_agent")
-    if agent and agent not in plain_agents:
-        marker = automation_marker(agent)
-        if marker:
-            return f"user agent names {marker}"
-        if type(agent) is str:
-            plain_agents.add(agent)
-    if ev.get("type") == "console-error":
-        marker = automation_marker((ev.get("error") or {}).get("message"))
-        if marker:
-            return f"console output mentions {marker}"
+        device = ev.get("device") or {}
+        if device.get("automation"):
+            return str(device["automation"])
+        agent = device.get("user_agent")
+        if agent and agent not in plain_agents:
+            marker = automation_marker(agent)
+            if marker:
+                return f"user agent names {marker}"
+            if type(agent) is str:
+                plain_agents.add(agent)
+        if ev.get("type") == "console-error":
+            marker = automation_marker((ev.get("error") or {}).get("message"))
+            if marker:
+                return f"console output mentions {marker}"
     return None

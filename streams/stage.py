@@ -116,7 +116,7 @@ class SessionStage:
     def sessionizer(self, partition: int) -> Sessionizer:
         sz = self.partitions.get(partition)
         if sz is None:
-            sz = self.partitions[partition] = Sessionizer(self.rules, self.signal_rules)
+            sz = self.partitions[partition] = Sessionizer(self.rules)
             if self.wall_clock_paused:
                 sz.pause_wall_clock()
         return sz
