@@ -6,10 +6,10 @@ against a baseline measured in the same run (decoding the same events once, orjs
 Runs the stage as bench/embedded_bench.py does (simulated events, a flush every CLOSE_EVERY
 messages, everything closed at the end), best of 3 in CPU time (process_time; the machine is
 shared), and splits it: the whole stage per event, and building the closed sessions
-(`SessionStage._built`: one decode of each window's events, and what detection is left at close)
-per event. Since detection is folded as events arrive (streams/detection.py) its cost moved into
-the stage's add; the stage figure shows the net. `--profile` prints cProfile's top entries of
-building every closed session of one run.
+(`SessionStage._built`: one decode of each window's events for the closed session's `events`,
+then signals, pages, context and automation detected over them) per event. A change that moves
+work out of closing into the add path (e.g. detection folded per event) shows its net in the stage
+figure. `--profile` prints cProfile's top entries of building every closed session of one run.
 """
 from __future__ import annotations
 
