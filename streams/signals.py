@@ -131,18 +131,43 @@ def detect_signals(events: list[dict[str, Any]], rules: SignalRules = SignalRule
     clicks = [i for i, ev in enumerate(events) if ev["type"] == "click"
               and not (ev.get("properties") or {}).get("double_click")]
     derived: list[dict[str, Any]] = []
-    in_burst: set[int] = set()
-    derived += _rage_clicks(events, clicks, rules, in_burst)
-    derived += _after_click(events, clicks, rules, in_burst)
+    if clicks:
+        in_burst: set[int] = set()
+        # Read once per session: whether any highlight can make a click a text selection, and
+        # each click's target key (the rage, retry and selection rules all compare them).
+        look = _Lookup(events, any(ev["type"] == "highlight" for ev in events))
+        derived += _rage_clicks(events, clicks, rules, in_burst, look)
+        derived += _after_click(events, clicks, rules, in_burst, look)
     derived = [d for d in derived if not _repeats(d, sent, rules)]
     return sorted(sent + derived, key=lambda s: s["timestamp"])
 
 
-def _rage_clicks(events, clicks, rules, in_burst: set[int]) -> list[dict[str, Any]]:
+class _Lookup:
+    """What the rules of one session's clicks read again and again, read once."""
+
+    __slots__ = ("events", "highlighted", "keys")
+
+    def __init__(self, events: list[dict[str, Any]], highlighted: bool) -> None:
+        self.events, self.highlighted = events, highlighted
+        self.keys: dict[int, tuple] = {}
+
+    def key(self, i: int) -> tuple:
+        """_target_key of events[i], remembered."""
+        key = self.keys.get(i)
+        if key is None:
+            key = self.keys[i] = _target_key(self.events[i])
+        return key
+
+    def selects_text(self, i: int, rules: SignalRules) -> bool:
+        # Without a highlight in the session no click selects text (and nothing is computed).
+        return self.highlighted and _selects_text(self.events, i, rules)
+
+
+def _rage_clicks(events, clicks, rules, in_burst: set[int], look: _Lookup) -> list[dict[str, Any]]:
     out = []
     by_target: dict[tuple, list[int]] = {}
     for i in clicks:
-        by_target.setdefault(_target_key(events[i]), []).append(i)
+        by_target.setdefault(look.key(i), []).append(i)
     for idxs in by_target.values():
         start = 0
         while start < len(idxs):
@@ -154,7 +179,7 @@ def _rage_clicks(events, clicks, rules, in_burst: set[int]) -> list[dict[str, An
             if count >= rules.rage_count:
                 burst = idxs[start:end + 1]
                 in_burst.update(burst)
-                if not _is_selection(events, burst, rules):
+                if not _is_selection(events, burst, rules, look):
                     out.append(_signal("rage-click", events[idxs[start]], count,
                                        f"{count} clicks within {rules.rage_window_ms} ms"))
                 start = end + 1
@@ -163,20 +188,20 @@ def _rage_clicks(events, clicks, rules, in_burst: set[int]) -> list[dict[str, An
     return out
 
 
-def _is_selection(events, burst: list[int], rules: SignalRules) -> bool:
+def _is_selection(events, burst: list[int], rules: SignalRules, look: _Lookup) -> bool:
     """A multi-click that selects text: a highlight comes with it, the clicks are in a text field,
     or they include a double click on text that is not a control (a double click selects a word,
     a triple click the paragraph)."""
     first = events[burst[0]]
-    if _is_text_field(first) or any(_selects_text(events, i, rules) for i in burst):
+    if _is_text_field(first) or any(look.selects_text(i, rules) for i in burst):
         return True
-    key, since = _target_key(first), first["timestamp"]
+    key, since = look.key(burst[0]), first["timestamp"]
     until = events[burst[-1]]["timestamp"] + rules.rage_window_ms
     j = burst[0]
     while j < len(events) and events[j]["timestamp"] <= until:
         ev = events[j]
         if (ev["type"] == "click" and (ev.get("properties") or {}).get("double_click")
-                and ev["timestamp"] >= since and _target_key(ev) == key and _is_plain_text(ev)):
+                and ev["timestamp"] >= since and look.key(j) == key and _is_plain_text(ev)):
             return True
         j += 1
     return False
@@ -205,7 +230,7 @@ def _selects_text(events, i: int, rules: SignalRules) -> bool:
     return False
 
 
-def _after_click(events, clicks, rules, in_burst: set[int]) -> list[dict[str, Any]]:
+def _after_click(events, clicks, rules, in_burst: set[int], look: _Lookup) -> list[dict[str, Any]]:
     out = []
     last_ts = events[-1]["timestamp"] if events else 0
     for i in clicks:
@@ -214,13 +239,13 @@ def _after_click(events, clicks, rules, in_burst: set[int]) -> list[dict[str, An
             out.append(_signal("error-click", events[i], detail=_error_detail(error)))
             continue
         if (i in in_burst or _is_focus_click(events[i]) or is_toggle(_target(events[i]))
-                or _selects_text(events, i, rules)):
+                or look.selects_text(i, rules)):
             continue
         response = (events[i].get("properties") or {}).get("response")
         if isinstance(response, dict):
             dead = _dead_by_response(response, rules)
         else:
-            dead = last_ts - events[i]["timestamp"] > rules.dead_window_ms and _dead_by_retry(events, i, rules)
+            dead = last_ts - events[i]["timestamp"] > rules.dead_window_ms and _dead_by_retry(events, i, rules, look)
         if dead:
             out.append(_signal("dead-click", events[i], detail=f"nothing happened within {rules.dead_window_ms} ms"))
     return out
@@ -244,17 +269,17 @@ def _dead_by_response(response: dict[str, Any], rules: SignalRules) -> bool:
     return isinstance(watched, (int, float)) and watched >= rules.dead_window_ms
 
 
-def _dead_by_retry(events, i: int, rules: SignalRules) -> bool:
+def _dead_by_retry(events, i: int, rules: SignalRules, look: _Lookup) -> bool:
     """No answer within the window, and the same target clicked again before any answer came:
     the user saw nothing happen and tried again."""
-    ts, key = events[i]["timestamp"], _target_key(events[i])
+    ts, key = events[i]["timestamp"], look.key(i)
     retried = False
     j = i + 1
     while j < len(events) and events[j]["timestamp"] - ts <= rules.dead_retry_window_ms:
         ev = events[j]
         if _is_answer(ev):
             return retried and ev["timestamp"] - ts > rules.dead_window_ms
-        if ev["type"] == "click" and _target_key(ev) == key:
+        if ev["type"] == "click" and look.key(j) == key:
             retried = True
         j += 1
     return retried
