@@ -2,6 +2,7 @@
  * pure-Python twin in streams/scan.py with the same result on any bytes (tests/test_scan.py holds
  * them to it); streams/scan.py picks this module when it was built, the twin otherwise. */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
@@ -98,7 +99,45 @@ static PyObject *present_keys(PyObject *module, PyObject *arg) {
     return PyLong_FromSsize_t(count);
 }
 
+/* `raw` with the string after `key_token` replaced, as streams/scan.py `replace_once_py` says. */
+static PyObject *replace_once(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) || !PyBytes_Check(args[2])
+        || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "replace_once() takes four bytes");
+        return NULL;
+    }
+    const char *raw = PyBytes_AS_STRING(args[0]), *key = PyBytes_AS_STRING(args[1]);
+    const char *value = PyBytes_AS_STRING(args[2]), *replacement = PyBytes_AS_STRING(args[3]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), key_size = PyBytes_GET_SIZE(args[1]);
+    Py_ssize_t value_size = PyBytes_GET_SIZE(args[2]), replacement_size = PyBytes_GET_SIZE(args[3]);
+    if (memchr(raw, '\\', n) != NULL || key_size == 0 || value_size == 0) {
+        Py_RETURN_NONE;
+    }
+    const char *found = memmem(raw, n, key, key_size);
+    if (found == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t at = found - raw + key_size; /* where the value token must start */
+    if (n - at < value_size || memcmp(raw + at, value, value_size) != 0
+        || memmem(raw + at, n - at, key, key_size) != NULL) {
+        Py_RETURN_NONE;
+    }
+    /* value_token is `:` then the value's string: the replacement goes after the colon */
+    Py_ssize_t start = at + 1, end = at + value_size;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n - (end - start) + replacement_size);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *dst = PyBytes_AS_STRING(out);
+    memcpy(dst, raw, start);
+    memcpy(dst + start, replacement, replacement_size);
+    memcpy(dst + start + replacement_size, raw + end, n - end);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"replace_once", (PyCFunction)(void (*)(void))replace_once, METH_FASTCALL,
+     "raw with the value after its only key_token replaced, or None (see streams/scan.py)."},
     {"present_keys", present_keys, METH_O,
      "Keys holding a non-null value in a decoded event (struct slots and dict values, at any depth)."},
     {"keyed_values", keyed_values, METH_O,

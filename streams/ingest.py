@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from replaylens.schemas.events import EVENT_MAX_DEPTH, EVENT_TYPES, ID_MAX_LENGTH, MAX_SAFE_INT, Event
 from replaylens.config.privacy import Masker
 from replaylens.config.settings import setting_default
-from replaylens.streams.scan import keyed_values, present_keys
+from replaylens.streams.scan import keyed_values, present_keys, replace_once
 
 _EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 _NonNeg = Annotated[float, msgspec.Meta(ge=0)]
@@ -51,8 +51,8 @@ _MIN_KEEP = 64  # characters of a string, or items of a list, that a cut always 
 
 # The keys of the fields masking may change, as they are written in a message (escape-free).
 _KEY_TOKENS = {key: orjson.dumps(key) for key in ("value", "url", "text", "message", "request_url", "email", "name")}
-# JSON tokens of the strings masking swaps, remembered (bounded, cleared whole when full).
-_TOKENS: dict[str, bytes] = {}
+# JSON tokens of the swaps masking makes, remembered (bounded, cleared whole when full).
+_TOKENS: dict[tuple[str, str, str], tuple[bytes, bytes, bytes]] = {}
 TOKEN_MEMO_ENTRIES = 50_000
 _CTX_FIELDS = ("id", "email", "name", "type", "os", "browser", "country", "region", "city", "selector", "text")
 
@@ -217,20 +217,18 @@ class EventDecoder:
         message (every string is written as its plain token, every quote is a string's edge),
         the changed field's key exactly once (so it is that field's key, and no duplicate key
         hides a second value) and directly followed by `:` and the value's token."""
+        if len(swaps) == 1:  # the usual case: one email, one typed value (streams/scan.py)
+            return replace_once(raw, *_swap_tokens(swaps[0]))
         if b"\\" in raw:
             return None
         find, spans = raw.find, []
-        for key, value, masked in swaps:
-            key_token = _KEY_TOKENS.get(key) or _json_token(key)
+        for swap in swaps:
+            key_token, value_token, replacement = _swap_tokens(swap)
             at = find(key_token) + len(key_token)
-            value_token = b":" + _json_token(value)
             if (at < len(key_token) or not raw.startswith(value_token, at)
                     or find(key_token, at) >= 0):
                 return None
-            spans.append((at + 1, at + len(value_token), _json_token(masked)))
-        if len(spans) == 1:  # the usual case: one email
-            start, end, replacement = spans[0]
-            return raw[:start] + replacement + raw[end:]
+            spans.append((at + 1, at + len(value_token), replacement))
         spans.sort()
         parts, pos = [], 0
         for start, end, replacement in spans:
@@ -346,16 +344,20 @@ def _dict_keys(obj: dict) -> int:
     return count
 
 
-def _json_token(text: str) -> bytes:
-    """`text` as a JSON string token (remembered: emails, their hashes and URLs repeat)."""
-    token = _TOKENS.get(text)
-    if token is None:
+def _swap_tokens(swap: tuple[str, str, str]) -> tuple[bytes, bytes, bytes]:
+    """A swap's (key, value, masked value) as the JSON tokens `_masked_in_place` looks for and
+    writes: the key's, `:` and the value's, the masked value's (remembered: emails, their
+    hashes, typed values and URLs repeat)."""
+    tokens = _TOKENS.get(swap)
+    if tokens is None:
         if len(_TOKENS) >= TOKEN_MEMO_ENTRIES:
             _TOKENS.clear()
+        key, value, masked = swap
         # msgspec, not orjson: orjson's bytes keep a 4 KiB buffer each, which made this bounded
         # memo hundreds of MB (bench/embedded_bench.py scale run: RSS grew with total events).
-        token = _TOKENS[text] = _encode_json(text)
-    return token
+        tokens = _TOKENS[swap] = (_KEY_TOKENS.get(key) or _encode_json(key), b":" + _encode_json(value),
+                                  _encode_json(masked))
+    return tokens
 
 
 def _sub(obj: dict, name: str, field: str) -> Any:
