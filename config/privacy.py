@@ -132,11 +132,13 @@ class PrivacyPolicy:
     _props: tuple[frozenset[str], tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _texts: dict[str, str] = field(init=False, repr=False, compare=False)
     _urls: dict[str, str] = field(init=False, repr=False, compare=False)
+    _property_keys: dict[str, bool] = field(init=False, repr=False, compare=False)
     _memos: dict[str, dict[Any, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_texts", {})
         object.__setattr__(self, "_urls", {})
+        object.__setattr__(self, "_property_keys", {})
         object.__setattr__(self, "_memos", {})
         object.__setattr__(self, "allowed_fields", frozenset(self.allowed_fields))
         object.__setattr__(self, "_params", _compile_names(self.allowed_query_params))
@@ -250,9 +252,13 @@ class PrivacyPolicy:
 
     # ------------------------------------------------------------------ properties
     def property_allowed(self, key: str) -> bool:
-        exact, globs = self._props
-        key = key.lower()
-        return key in exact or any(fnmatchcase(key, g) for g in globs)
+        allowed = self._property_keys.get(key)  # remembered: a site's property keys repeat
+        if allowed is None:
+            exact, globs = self._props
+            lower = key.lower()
+            allowed = lower in exact or any(fnmatchcase(lower, g) for g in globs)
+            _remember(self._property_keys, key, allowed)
+        return allowed
 
     def properties(self, props: Any) -> Any:
         """Values masked unless their key is allowed; allowed strings get the text rules."""
@@ -499,7 +505,7 @@ def _may_hold_pii(text: Optional[str]) -> bool:
     return bool(text) and (_AT_HINT.search(text) is not None or _DIGIT.search(text) is not None)
 
 
-def _remember(memo: dict[str, str], key: str, value: str) -> None:
+def _remember(memo: dict[str, Any], key: str, value: Any) -> None:
     if len(memo) >= MEMO_ENTRIES:
         memo.clear()
     memo[key] = value
