@@ -10,7 +10,8 @@ LLAMA_CPP_VERSION ?= 0.3.36
 
 .PHONY: run test test-unit bench kafka-start kafka-stop llm-server clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C source too: a changed streams/_scan.c must be rebuilt, never left stale.
+$(STAMP): pyproject.toml setup.py streams/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import orjson  # noqa: E402
 
 from replaylens.config.settings import Settings  # noqa: E402
+from replaylens.streams import scan  # noqa: E402
 from replaylens.streams.ingest import _fast_decoder  # noqa: E402
 from replaylens.streams.simulator import simulate_bytes  # noqa: E402
 from replaylens.streams.stage import Origin, SessionStage, now_ms, tune_gc  # noqa: E402
@@ -95,7 +96,8 @@ def main() -> None:
     msgs = [v for _k, v in simulate_bytes(args.sessions, seed=11)]
     n = len(msgs)
     base, path, low = (best_cpu_seconds(lambda f=f: f(msgs)) for f in (baseline, ingest, floor))
-    print(f"{n:,} simulated events from {args.sessions:,} sessions; CPU time, best of {REPEATS}")
+    print(f"{n:,} simulated events from {args.sessions:,} sessions; CPU time, best of {REPEATS}; byte scans "
+          + ("compiled (streams/_scan.c)" if scan.COMPILED else "in Python (streams/_scan.c not built)"))
     print(f"baseline  orjson.loads only             {n / base:>10,.0f} events/s  {base / n * 1e6:6.2f} us/event")
     print(f"ingest    decode+mask+sessionizer add   {n / path:>10,.0f} events/s  {path / n * 1e6:6.2f} us/event"
           f"   ratio to baseline {base / path:.3f}")
@@ -103,7 +105,7 @@ def main() -> None:
     for name, (count, seconds) in decoder_by_path(msgs).items():
         print(f"decoder   {name:8s} {count / n:6.1%} of events  {seconds * 1e6:6.2f} us/event")
     print(f"RESULT ingest_eps={n / path:.0f} ingest_ratio={base / path:.3f} ingest_floor_eps={n / low:.0f} "
-          f"decode_only_eps={n / base:.0f}")
+          f"decode_only_eps={n / base:.0f} ingest_compiled_scans={int(scan.COMPILED)}")
 
 
 if __name__ == "__main__":

@@ -132,11 +132,13 @@ class PrivacyPolicy:
     _props: tuple[frozenset[str], tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _texts: dict[str, str] = field(init=False, repr=False, compare=False)
     _urls: dict[str, str] = field(init=False, repr=False, compare=False)
+    _property_keys: dict[str, bool] = field(init=False, repr=False, compare=False)
     _memos: dict[str, dict[Any, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_texts", {})
         object.__setattr__(self, "_urls", {})
+        object.__setattr__(self, "_property_keys", {})
         object.__setattr__(self, "_memos", {})
         object.__setattr__(self, "allowed_fields", frozenset(self.allowed_fields))
         object.__setattr__(self, "_params", _compile_names(self.allowed_query_params))
@@ -250,9 +252,13 @@ class PrivacyPolicy:
 
     # ------------------------------------------------------------------ properties
     def property_allowed(self, key: str) -> bool:
-        exact, globs = self._props
-        key = key.lower()
-        return key in exact or any(fnmatchcase(key, g) for g in globs)
+        allowed = self._property_keys.get(key)  # remembered: a site's property keys repeat
+        if allowed is None:
+            exact, globs = self._props
+            lower = key.lower()
+            allowed = lower in exact or any(fnmatchcase(lower, g) for g in globs)
+            _remember(self._property_keys, key, allowed)
+        return allowed
 
     def properties(self, props: Any) -> Any:
         """Values masked unless their key is allowed; allowed strings get the text rules."""
@@ -377,16 +383,27 @@ class PrivacyPolicy:
         pre-check always re-encodes that keeps its value)."""
         out: list[tuple[str, str, str]] = []
         recheck = False  # `event_needs_masking` is true although nothing may change
-        target, error = ev.target, ev.error
-        if ev.value is not None:
+        target, error, value = ev.target, ev.error, ev.value
+        # The memos are read directly (a hit is what text()/url() would return): this runs once per event.
+        texts, urls = self._texts, self._urls
+        if value is not None:
             recheck = True
             selector = target.selector if target is not None else None
             allowed = self.unmask_inputs or bool(self.allowed_fields) and selector in self.allowed_fields
-            _changed(out, "value", ev.value, self.text(ev.value) if allowed else MASK)
-        if ev.url:
-            _changed(out, "url", ev.url, self.url(ev.url))
-        if target is not None and target.text:
-            _changed(out, "text", target.text, self.text(target.text))
+            masked = self.text(value) if allowed else MASK
+            if masked != value:
+                out.append(("value", value, masked))
+        url = ev.url
+        if url:
+            masked = urls.get(url) or self.url(url)
+            if masked != url:
+                out.append(("url", url, masked))
+        if target is not None:
+            text = target.text
+            if text:
+                masked = texts.get(text) or self.text(text)
+                if masked != text:
+                    out.append(("text", text, masked))
         if error is not None:
             if error.message:
                 _changed(out, "message", error.message, self.text(error.message))
@@ -402,11 +419,22 @@ class PrivacyPolicy:
                 elif kind is dict or kind is list or not self.property_allowed(key):
                     return None
         user, org = ev.user, ev.org
-        if user is not None and user.email:
-            _changed(out, "email", user.email, self.identity_key(user.email))
+        if user is not None:
+            email = user.email
+            if email:
+                masked = self._identity_hit(email) or self.identity_key(email)
+                if masked != email:
+                    out.append(("email", email, masked))
         if org is not None and org.name:
             _changed(out, "name", org.name, self.identity_key(org.name))
         return None if recheck and not out else out
+
+    def _identity_hit(self, value: str) -> Optional[str]:
+        """`identity_key(value)` when it is already remembered, else None."""
+        if self.keep_identity:
+            return value
+        keys = self._memos.get("identity")
+        return keys.get(value) if keys is not None else None
 
     # ------------------------------------------------------------------ dead letters
     def dead_letter_original(self, raw: bytes) -> dict[str, str]:
@@ -477,7 +505,7 @@ def _may_hold_pii(text: Optional[str]) -> bool:
     return bool(text) and (_AT_HINT.search(text) is not None or _DIGIT.search(text) is not None)
 
 
-def _remember(memo: dict[str, str], key: str, value: str) -> None:
+def _remember(memo: dict[str, Any], key: str, value: Any) -> None:
     if len(memo) >= MEMO_ENTRIES:
         memo.clear()
     memo[key] = value

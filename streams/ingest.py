@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from replaylens.schemas.events import EVENT_MAX_DEPTH, EVENT_TYPES, ID_MAX_LENGTH, MAX_SAFE_INT, Event
 from replaylens.config.privacy import Masker
 from replaylens.config.settings import setting_default
+from replaylens.streams.scan import keyed_values, present_keys, replace_once
 
 _EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 _NonNeg = Annotated[float, msgspec.Meta(ge=0)]
@@ -50,8 +51,8 @@ _MIN_KEEP = 64  # characters of a string, or items of a list, that a cut always 
 
 # The keys of the fields masking may change, as they are written in a message (escape-free).
 _KEY_TOKENS = {key: orjson.dumps(key) for key in ("value", "url", "text", "message", "request_url", "email", "name")}
-# JSON tokens of the strings masking swaps, remembered (bounded, cleared whole when full).
-_TOKENS: dict[str, bytes] = {}
+# JSON tokens of the swaps masking makes, remembered (bounded, cleared whole when full).
+_TOKENS: dict[tuple[str, str, str], tuple[bytes, bytes, bytes]] = {}
 TOKEN_MEMO_ENTRIES = 50_000
 _CTX_FIELDS = ("id", "email", "name", "type", "os", "browser", "country", "region", "city", "selector", "text")
 
@@ -61,7 +62,9 @@ def _contract_mirror(forbid_unknown: bool) -> type:
     (`forbid_unknown`) for bytes: every field is then parsed and checked, and an event with
     fields of its own takes the slow path; lenient for already-decoded objects."""
     def struct(name: str, fields: list) -> type:
-        return msgspec.defstruct(name, fields, forbid_unknown_fields=forbid_unknown)
+        # gc=False: decoded JSON holds no reference cycles, and untracked structs make decoding
+        # cheaper (no garbage-collector bookkeeping, fewer young-generation passes)
+        return msgspec.defstruct(name, fields, forbid_unknown_fields=forbid_unknown, gc=False)
 
     # Union of the context objects' string fields (user, org, device, location, target).
     ctx = Optional[struct("Ctx", [(f, Optional[str], None) for f in _CTX_FIELDS])]
@@ -86,12 +89,11 @@ _CTX_SIZE = len(_CTX_FIELDS)
 _SUB_STRUCTS = _fast_decoder.decode(b'{"session_id":"s","timestamp":0,"type":"click","error":{},"metrics":{}}')
 _ERROR_SIZE = len(_SUB_STRUCTS.error.__struct_fields__)
 _METRICS_SIZE = len(_SUB_STRUCTS.metrics.__struct_fields__)
-_JSON_WHITESPACE = b" \t\n\r"
 
 
-@dataclass(slots=True)
-class Accepted:
-    """A valid, normalized, masked event, ready for the sessionizer."""
+class Accepted(msgspec.Struct, gc=False):
+    """A valid, normalized, masked event, ready for the sessionizer (a struct: made once per
+    event, in C, without garbage-collector tracking)."""
 
     session_id: str
     event_id: str
@@ -142,31 +144,35 @@ class EventDecoder:
         self.max_event_bytes = max_event_bytes
 
     def decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
-        """Never raises: any failure of one message is that message's rejection."""
+        """Never raises: any failure of one message is that message's rejection. The common
+        case (a valid event of the contract's shape) is decided here, in one function: this
+        runs once per event."""
         try:
-            return self._decode(raw, now_ms)
-        except Exception as exc:  # noqa: BLE001 - isolation: one message must not stop a batch
-            return _unprocessable(exc)
-
-    def _decode(self, raw: Union[bytes, str], now_ms: int) -> Union[Accepted, Rejected]:
-        if isinstance(raw, str):
+            if isinstance(raw, str):
+                try:
+                    raw = raw.encode()
+                except UnicodeEncodeError as exc:  # lone surrogates
+                    return Rejected("invalid-json", f"not JSON: text is not valid UTF-8 ({exc.reason})")
             try:
-                raw = raw.encode()
-            except UnicodeEncodeError as exc:  # lone surrogates
-                return Rejected("invalid-json", f"not JSON: text is not valid UTF-8 ({exc.reason})")
-        try:
-            ev = _fast_decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            ev = None  # the slow path says precisely what is wrong
-        if (ev is not None and (ev.properties is None or _properties_safe(ev.properties))
-                and _satisfies_contract_rules(ev)):
+                ev = _fast_decoder.decode(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                return self._decode_slow(raw, now_ms)  # the slow path says precisely what is wrong
+            kind, props = ev.type, ev.properties
+            if ((props is not None and not _properties_safe(props))
+                    or (kind == "navigate" and not ev.url) or (kind == "custom" and not ev.name)):
+                return self._decode_slow(raw, now_ms)
             try:
                 accepted = self._fast(raw, ev, now_ms)
                 if accepted is not None:
                     return accepted
                 return self._normalize(orjson.loads(raw), now_ms, raw, changed=False)  # valid already
             except (UnicodeDecodeError, orjson.JSONDecodeError):
-                pass  # not valid UTF-8 after all: the slow path says so
+                return self._decode_slow(raw, now_ms)  # not valid UTF-8 after all: the slow path says so
+        except Exception as exc:  # noqa: BLE001 - isolation: one message must not stop a batch
+            return _unprocessable(exc)
+
+    def _decode_slow(self, raw: bytes, now_ms: int) -> Union[Accepted, Rejected]:
+        """Anything the fast path does not take: decoded as a dict, checked by the model."""
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -188,10 +194,11 @@ class EventDecoder:
         """A valid event decoded by msgspec, accepted without the dict round trip when it has an
         event id, is not from the future, needs no masking or only strings swapped, and its bytes
         hide no value behind a duplicate key."""
-        if ev.event_id is None or ev.timestamp > now_ms + self.future_tolerance_ms:
+        event_id, ts = ev.event_id, ev.timestamp
+        if event_id is None or ts > now_ms + self.future_tolerance_ms:
             return None
         swaps = self.masker.masking_swaps(ev)
-        if swaps is None or not _no_hidden_values(raw, _struct_keys(ev)):
+        if swaps is None or keyed_values(raw) != _present_keys(ev):  # a duplicate key may hide a value
             return None
         if swaps:
             data = self._masked_in_place(raw, swaps)
@@ -201,7 +208,7 @@ class EventDecoder:
             data = raw  # the hot path: the original bytes kept
         if len(data) > self.max_event_bytes:
             return None
-        return Accepted(ev.session_id, ev.event_id, ev.timestamp, ev.type, data.decode())
+        return Accepted(ev.session_id, event_id, ts, ev.type, data.decode())
 
     def _masked_in_place(self, raw: bytes, swaps: list[tuple[str, str, str]]) -> Optional[bytes]:
         """The event's bytes with each string `mask_event` changes swapped for its masked value:
@@ -210,20 +217,18 @@ class EventDecoder:
         message (every string is written as its plain token, every quote is a string's edge),
         the changed field's key exactly once (so it is that field's key, and no duplicate key
         hides a second value) and directly followed by `:` and the value's token."""
+        if len(swaps) == 1:  # the usual case: one email, one typed value (streams/scan.py)
+            return replace_once(raw, *_swap_tokens(swaps[0]))
         if b"\\" in raw:
             return None
         find, spans = raw.find, []
-        for key, value, masked in swaps:
-            key_token = _KEY_TOKENS.get(key) or _json_token(key)
+        for swap in swaps:
+            key_token, value_token, replacement = _swap_tokens(swap)
             at = find(key_token) + len(key_token)
-            value_token = b":" + _json_token(value)
             if (at < len(key_token) or not raw.startswith(value_token, at)
                     or find(key_token, at) >= 0):
                 return None
-            spans.append((at + 1, at + len(value_token), _json_token(masked)))
-        if len(spans) == 1:  # the usual case: one email
-            start, end, replacement = spans[0]
-            return raw[:start] + replacement + raw[end:]
+            spans.append((at + 1, at + len(value_token), replacement))
         spans.sort()
         parts, pos = [], 0
         for start, end, replacement in spans:
@@ -289,10 +294,7 @@ def _no_hidden_values(raw: Union[bytes, str], present_keys: int) -> bool:
     (strings starting with `:` only add to it). It equals the decoded count only if every such
     occurrence is the one kept, i.e. no earlier duplicate holds a value. A false "no" (such a
     string, or an earlier null) costs a re-encoding, never a leak."""
-    if isinstance(raw, str):
-        raw = raw.encode()
-    compact = raw.translate(None, _JSON_WHITESPACE)
-    return compact.count(b'":') - compact.count(b'":null') == present_keys
+    return keyed_values(raw.encode() if type(raw) is str else raw) == present_keys
 
 
 def _struct_keys(ev: Any) -> int:
@@ -321,6 +323,11 @@ def _struct_keys(ev: Any) -> int:
     return count
 
 
+# Keys with a non-null value in a decoded `_FastEvent`: compiled when streams/_scan.c was built
+# (the same count, tests/test_scan.py), else `_struct_keys`.
+_present_keys = present_keys if present_keys is not None else _struct_keys
+
+
 def _dict_keys(obj: dict) -> int:
     """Keys with a non-null value in decoded JSON, at any depth (iterative walk)."""
     count, stack = 0, [obj]
@@ -337,16 +344,20 @@ def _dict_keys(obj: dict) -> int:
     return count
 
 
-def _json_token(text: str) -> bytes:
-    """`text` as a JSON string token (remembered: emails, their hashes and URLs repeat)."""
-    token = _TOKENS.get(text)
-    if token is None:
+def _swap_tokens(swap: tuple[str, str, str]) -> tuple[bytes, bytes, bytes]:
+    """A swap's (key, value, masked value) as the JSON tokens `_masked_in_place` looks for and
+    writes: the key's, `:` and the value's, the masked value's (remembered: emails, their
+    hashes, typed values and URLs repeat)."""
+    tokens = _TOKENS.get(swap)
+    if tokens is None:
         if len(_TOKENS) >= TOKEN_MEMO_ENTRIES:
             _TOKENS.clear()
+        key, value, masked = swap
         # msgspec, not orjson: orjson's bytes keep a 4 KiB buffer each, which made this bounded
         # memo hundreds of MB (bench/embedded_bench.py scale run: RSS grew with total events).
-        token = _TOKENS[text] = _encode_json(text)
-    return token
+        tokens = _TOKENS[swap] = (_KEY_TOKENS.get(key) or _encode_json(key), b":" + _encode_json(value),
+                                  _encode_json(masked))
+    return tokens
 
 
 def _sub(obj: dict, name: str, field: str) -> Any:

@@ -213,6 +213,18 @@ class Sessionizer:
                 self.dirty.add(sid)
                 return _ACCEPTED
         r = self.rules
+        if state is None and ev.type != "session-end":
+            # The first event of a session id: one new window, which its limits cannot close yet
+            # (what `_insert` would do, without its search for windows to join or split).
+            text = ev.json
+            if 1 < r.max_events and (len(text) if text.isascii() else len(text.encode())) < r.max_bytes:
+                w = Window(start=ts, end=ts)
+                self.keys[sid] = KeyState([w])
+                seq = self._seq = self._seq + 1
+                w.add((ts, seq, ev.event_id, ev.type, text))
+                if ts < self.watermark - r.grace_ms:
+                    self._hold(w, wall_ms)
+                return self._accepted(sid, ts, wall_ms)
         if state is not None:
             for w in state.windows:
                 if ev.event_id in w.ids:

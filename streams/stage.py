@@ -21,7 +21,7 @@ from replaylens.config.privacy import DEFAULT_POLICY, Masker, PrivacyPolicy
 from replaylens.schemas.dead_letter import (DEFAULT_EXCERPT_BYTES, MAX_ERROR_CHARS, MAX_KEY_CHARS, bounded,
                                             original_fields)
 from replaylens.streams.ingest import Accepted, EventDecoder, Rejected
-from replaylens.streams.sessionizer import Closed, SessionRules, Sessionizer, build_closed_session
+from replaylens.streams.sessionizer import AddResult, Closed, SessionRules, Sessionizer, build_closed_session
 from replaylens.streams.signals import SignalRules
 
 log = logging.getLogger("replaylens.streams")
@@ -161,7 +161,14 @@ class SessionStage:
                 self._rekeyed.append((result.session_id, result.json))
                 self.counters.rekeyed += 1
                 return result
-            self.add(partition, result, raw, origin, wall_ms if clock_ms is None else clock_ms, rekeyed)
+            # `add` inlined for its common outcome: this runs once per event
+            sz = self.partitions.get(partition) or self.sessionizer(partition)
+            clock = wall_ms if clock_ms is None else clock_ms
+            added = sz.add(result, clock, rekeyed)
+            if added.accepted:
+                self.counters.accepted += 1
+            else:
+                self._not_added(added, raw, origin, result.session_id, clock)
             return result
         except Exception as exc:  # noqa: BLE001 - per-message isolation: counted and dead-lettered
             self.internal_error(raw, exc, origin, wall_ms)
@@ -181,11 +188,16 @@ class SessionStage:
         result = sz.add(ev, wall_ms, rekeyed)
         if result.accepted:
             self.counters.accepted += 1
-        elif result.duplicate:
+        else:
+            self._not_added(result, raw, origin, ev.session_id, wall_ms)
+
+    def _not_added(self, result: AddResult, raw: Union[bytes, str], origin: Origin, session_id: str,
+                   wall_ms: int) -> None:
+        if result.duplicate:
             self.counters.duplicates += 1
         else:
             self.counters.late += 1
-            self.reject(raw, "late", result.late_reason or "late", origin, ev.session_id, wall_ms)
+            self.reject(raw, "late", result.late_reason or "late", origin, session_id, wall_ms)
 
     # -- one flush out --------------------------------------------------------------------
     def flush(self, partitions: Iterable[int], clock_ms: Optional[int] = None,

@@ -179,7 +179,8 @@ def test_no_injected_earlier_duplicate_survives_in_an_accepted_event(case):
     result = dec.decode(raw, NOW)
     if isinstance(result, Accepted):
         assert secret not in result.json and json.dumps(secret)[1:-1] not in result.json
-        assert "4111" not in result.json and "hidden" not in result.json
+        # (the card's digit groups, not "4111" alone: a random metric such as 1.2284864111932166 holds that)
+        assert "4111 1111" not in result.json and "hidden" not in result.json
         assert orjson.loads(result.json) == orjson.loads(_slow(raw).json)
 
 
