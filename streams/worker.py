@@ -9,7 +9,9 @@ largest share of the worker's CPU (BENCHMARKS.md):
   flushes once per batch, writes the flush (dead letters, re-keys, closed sessions with their
   comparisons, url deltas, then state), and commits the batch's offsets only after the broker
   acknowledged all of it. A crash in between re-delivers the batch: at-least-once, with equal
-  window ids and idempotency keys for what is written twice.
+  window ids and idempotency keys for what is written twice. Sessions with events on their way
+  through the re-key topic, and every session of a partition just assigned until its re-key
+  backlog is read, are held open (`RekeyHold`).
 - `SummarizeLoop` (role `summarize`) reads closed sessions. With the built-in summarizer only, it
   summarizes each `getmany` batch in one pass, sends the batch's summaries together and commits
   its offsets after their acks. With an LLM, it summarizes each session on its own with bounded
@@ -400,41 +402,49 @@ class SessionizeLoop:
     # -- partitions -----------------------------------------------------------------------
     async def load(self, partitions: set[int]) -> None:
         """Resume newly assigned partitions' open sessions from the state topic, before any of
-        their events are processed."""
+        their events are processed; hold their sessions until their re-key backlog is read."""
         new = sorted(partitions - self.loaded)
         if not new:
             return
         started = time.monotonic()
-        states = await read_state_partitions(self.settings.kafka_bootstrap, self.settings.state_topic, new)
+        # Both are broker round trips: the re-key offsets are looked up while the state is read.
+        states, rekey = await asyncio.gather(
+            read_state_partitions(self.settings.kafka_bootstrap, self.settings.state_topic, new),
+            self._rekey_offsets(new))
         for p, part in states.items():
             sz = self.core.stage.sessionizer(p)
             for sid, state in part.items():
                 sz.import_key(sid, state)
             sz.dirty.clear()
             self.loaded.add(p)
-        read_s = time.monotonic() - started
-        await self._wait_for_rekeyed(new)
-        log.info("partitions %s: resumed %s open session ids in %.2f s (re-key offsets %.2f s)", new,
-                 sum(len(x) for x in states.values()), read_s, time.monotonic() - started - read_s)
+        self._hold_for_rekeyed(rekey)
+        log.info("partitions %s: resumed %s open session ids in %.2f s", new,
+                 sum(len(x) for x in states.values()), time.monotonic() - started)
 
-    async def _wait_for_rekeyed(self, partitions: list[int]) -> None:
-        """Hold every session of these newly assigned partitions until their re-key partitions
-        are read as far as they reach now: events forwarded there before (by a previous owner, or
-        another worker) are remembered by no one here (RekeyHold)."""
-        consumer, clock = self.consumer, self.clock.tick(now_ms(), self._last_read_ms())
+    async def _rekey_offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
+        """Per newly assigned partition, where reading its re-key partition starts (the committed
+        offset, else the first: auto_offset_reset) and where that partition ends now."""
+        consumer = self.consumer
         tps = [TopicPartition(self.settings.topic_rekeyed, p) for p in partitions]
         try:
-            ends = await consumer.end_offsets(tps)
-            firsts = await consumer.beginning_offsets(tps)
-            for tp in tps:
-                committed = await consumer.committed(tp)  # None: read from the first (auto_offset_reset)
-                start = firsts[tp] if committed is None else max(committed, firsts[tp])
-                self.hold.assigned(tp.partition, start, ends[tp], clock)
+            ends, firsts, committed = await asyncio.gather(
+                consumer.end_offsets(tps), consumer.beginning_offsets(tps),
+                asyncio.gather(*(consumer.committed(tp) for tp in tps)))
         except KafkaError as exc:
             log.warning("partitions %s: re-key topic offsets unavailable (%s): their sessions are not held "
                         "for events forwarded before this assignment", partitions, type(exc).__name__)
-            return
-        held = [f"{p} (to offset {self.hold.partitions[p]})" for p in partitions if p in self.hold.partitions]
+            return {}
+        return {tp.partition: (firsts[tp] if done is None else max(done, firsts[tp]), ends[tp])
+                for tp, done in zip(tps, committed)}
+
+    def _hold_for_rekeyed(self, offsets: dict[int, tuple[int, int]]) -> None:
+        """Hold every session of these newly assigned partitions until their re-key partitions
+        are read as far as they reached at assignment: events forwarded there before (by a
+        previous owner, or another worker) are remembered by no one here (RekeyHold)."""
+        clock = self.clock.tick(now_ms(), self._last_read_ms())
+        for p, (start, end) in offsets.items():
+            self.hold.assigned(p, start, end, clock)
+        held = [f"{p} (to offset {self.hold.partitions[p]})" for p in sorted(offsets) if p in self.hold.partitions]
         if held:
             log.info("re-key partitions %s: no session of theirs closes until they are read that far",
                      ", ".join(held))
