@@ -254,3 +254,12 @@ async def test_the_loop_holds_a_session_it_forwarded_until_it_reads_the_record_b
         assert committed == {"events2": 8, "events0": 1, "rekeyed2": 1}
     finally:
         await loop.core.aclose()
+
+
+def test_a_held_partition_still_hands_out_sessions_split_by_a_limit():
+    stage = SessionStage.from_settings(Settings(**SETTINGS, session_max_events=3))
+    wall = T0 + 120_000
+    for n in range(4):
+        stage.process(0, ev("long", n, T0 + n * 100), Origin("events", 0, n), wall)
+    out = stage.flush([0], clock_ms=wall, held={0})
+    assert [(c["part"], c["close_reason"], c["event_count"]) for c in out.closed] == [(1, "max-events", 3)]

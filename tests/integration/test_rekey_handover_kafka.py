@@ -151,7 +151,9 @@ async def test_events_forwarded_before_a_handover_join_their_session(kafka_boots
 
         # A burst of other sessions on the session's partition, 50 s of event time past its end.
         burst_at = int(time.time() * 1000) - 3_000
-        burst = [event(sid, n, burst_at + n * 100) for sid in ids_on(q, "burst", BURST_SESSIONS) for n in range(3)]
+        # (each ends with a session-end: it closes the grace after it, not the whole gap)
+        burst = [event(sid, n, burst_at + n * 100, **({"type": "session-end"} if n == 2 else {}))
+                 for sid in ids_on(q, "burst", BURST_SESSIONS) for n in range(3)]
         await send(kafka_bootstrap, events_topic, q, [(e["session_id"].encode(), e) for e in burst])
         await stalled.stop()  # leaves the group: B will be given every partition
         stalled = None
