@@ -218,7 +218,7 @@ class Settings(BaseSettings):
     producer_max_request_size: int = Field(default=1_048_576, ge=1024, description="Largest record the worker sends (the broker's default message.max.bytes); a larger output is dead-lettered as output-too-large, with an excerpt, its size and digest")
     summarize_concurrency: int = Field(default=256, ge=1, description="Closed sessions summarized at once per worker: with an LLM each is awaited on its own, so a slow LLM call holds only its own session; with the built-in summarizer only, the largest batch read and summarized in one pass")
     shutdown_timeout_s: float = Field(default=10.0, gt=0, description="On SIGTERM, how long in-flight summaries may finish; the rest are cancelled and left (uncommitted) for the next worker")
-    rekey_hold_timeout_ms: int = Field(default=30_000, gt=0, description="How long a session is held open for its events on their way through the re-key topic (they may have gone to another worker)")
+    rekey_hold_timeout_ms: int = Field(default=30_000, gt=0, description="Safety valve of the re-key hold: sessions wait for their events on their way through the re-key topic (and a newly assigned partition for the re-key backlog it had at assignment) until the worker has read that far; a wait is dropped only when its re-key partition has not been read any further for this long while reading is healthy")
     retention_interval_s: float = Field(default=3_600.0, gt=0, description="How often old hourly aggregate buckets are pruned")
 
 

@@ -39,6 +39,16 @@ CLOSED_EXCERPT_CHARS = 4_096
 STATE_PIECE_BYTES = 256 * 1024
 
 
+class _EverySession:
+    """A hold that holds every session id (a partition with re-keyed events not yet read)."""
+
+    def __contains__(self, _session_id: object) -> bool:
+        return True
+
+
+EVERY_SESSION = _EverySession()
+
+
 @dataclass(slots=True)
 class Origin:
     topic: Optional[str] = None
@@ -201,9 +211,12 @@ class SessionStage:
 
     # -- one flush out --------------------------------------------------------------------
     def flush(self, partitions: Iterable[int], clock_ms: Optional[int] = None,
-              hold: Container[str] = (), close_all: bool = False, with_state: bool = True) -> Flush:
+              hold: Container[str] = (), close_all: bool = False, with_state: bool = True,
+              held: Container[int] = ()) -> Flush:
         """Close what can no longer change on these partitions (everything with `close_all`)
-        and hand out all that happened since the last flush, as one value. `with_state=False`
+        and hand out all that happened since the last flush, as one value. Session ids in `hold`
+        and every session of a partition in `held` stay open (events of theirs may still be in the
+        re-key topic); sessions split by a limit are handed out all the same. `with_state=False`
         for a runner that keeps no durable state (embedded): changed sessions are not exported."""
         closed: list[Closed] = []
         state: list[tuple[int, bytes, Optional[bytes]]] = []
@@ -216,7 +229,7 @@ class SessionStage:
             else:
                 if clock_ms is not None:
                     sz.advance(clock_ms)
-                closed += sz.take_closed(hold)
+                closed += sz.take_closed(EVERY_SESSION if p in held else hold)
             if with_state:
                 state += [(p, key, value) for key, value in sz.export_dirty(self.state_piece_bytes)]
             else:

@@ -38,10 +38,12 @@ class Core:
     closed_stage: ClosedSessionStage
 
     async def flush(self, partitions: Iterable[int], clock_ms: Optional[int], now_ms: int,
-                    hold: Container[str] = (), close_all: bool = False, with_state: bool = True) -> Flush:
+                    hold: Container[str] = (), close_all: bool = False, with_state: bool = True,
+                    held: Container[int] = ()) -> Flush:
         """The stage's output since the last flush, its closed sessions carrying comparisons,
-        and their url deltas in `Flush.deltas`."""
-        out = self.stage.flush(partitions, clock_ms, hold, close_all, with_state)
+        and their url deltas in `Flush.deltas`. Session ids in `hold`, and every session of the
+        partitions in `held`, wait for events still in the re-key topic (worker.RekeyHold)."""
+        out = self.stage.flush(partitions, clock_ms, hold, close_all, with_state, held)
         if out.closed:
             # DuckDB reads block: keep the event loop (Kafka heartbeats, LLM calls) free.
             out.deltas = await asyncio.to_thread(self.closed_stage.enrich, out.closed, now_ms)

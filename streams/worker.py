@@ -9,7 +9,9 @@ largest share of the worker's CPU (BENCHMARKS.md):
   flushes once per batch, writes the flush (dead letters, re-keys, closed sessions with their
   comparisons, url deltas, then state), and commits the batch's offsets only after the broker
   acknowledged all of it. A crash in between re-delivers the batch: at-least-once, with equal
-  window ids and idempotency keys for what is written twice.
+  window ids and idempotency keys for what is written twice. Sessions with events on their way
+  through the re-key topic, and every session of a partition just assigned until its re-key
+  backlog is read, are held open (`RekeyHold`).
 - `SummarizeLoop` (role `summarize`) reads closed sessions. With the built-in summarizer only, it
   summarizes each `getmany` batch in one pass, sends the batch's summaries together and commits
   its offsets after their acks. With an LLM, it summarizes each session on its own with bounded
@@ -29,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Container, Iterable, Optional
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -74,6 +76,8 @@ PRODUCER_BATCH_BYTES = 256 * 1024
 EXPECTED_PARTITION_CACHE = 65_536
 # Errors that retrying the same record can never fix: the record is too large for the topic.
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+# RekeyHold: a session forwarded in the batch in progress, whose record has no offset yet.
+UNACKED = -1
 
 
 @lru_cache(maxsize=EXPECTED_PARTITION_CACHE)
@@ -128,6 +132,7 @@ class Record:
     key: Optional[bytes]
     value: Optional[bytes]
     partition: Optional[int] = None
+    ack: Any = None  # the broker's RecordMetadata (partition, offset) once acknowledged
 
 
 class Outputs:
@@ -156,6 +161,8 @@ class Outputs:
                 refused.append((r, result))
             elif isinstance(result, BaseException):
                 raise result
+            else:
+                r.ack = result
         if refused:
             await self._dead_letter(refused)
 
@@ -180,6 +187,12 @@ def flush_records(s: Settings, out: Flush) -> list[Record]:
     records += [Record(s.topic_url_deltas, None, value) for value in encode_delta_records(out.deltas, s.max_record_bytes)]
     records += [Record(s.state_topic, key, value, p) for p, key, value in out.state]
     return records
+
+
+def rekey_acks(s: Settings, records: list[Record]) -> list[tuple[str, int, int]]:
+    """(session id, partition, offset) of the acknowledged records of the re-key topic."""
+    return [(r.key.decode(), r.ack.partition, r.ack.offset) for r in records
+            if r.topic == s.topic_rekeyed and r.ack is not None and r.key is not None]
 
 
 async def write_until_acked(outputs: Outputs, records: list[Record], stopping: Callable[[], bool]) -> bool:
@@ -259,32 +272,102 @@ async def read_state_partitions(bootstrap: str, topic: str, partitions: list[int
 
 # -- sessionize ------------------------------------------------------------------------------------
 class RekeyHold:
-    """Session ids with events sent through the re-key topic that have not come back yet: their
-    sessions must not close before those events arrive (a burst of event time could otherwise
-    close them first and make the re-keyed events late)."""
+    """What must not close yet because some of its events are on their way through the re-key
+    topic (a burst of event time could otherwise close it first and make them late, or split it).
+
+    The re-key topic is partitioned by session id like the events topic, and partition q of both
+    belongs to one worker (`consumer_for`). Every wait is on reading re-key partition q far enough,
+    never on the clock alone:
+
+    - a session this worker forwarded, once the broker acknowledged the record at offset o of
+      partition q: held until this worker has read q up to o + 1. A session whose forwarded events
+      went to a partition of another worker cannot close here and is not held (it was, between the
+      forward and its acknowledgement: one batch);
+    - a newly assigned partition q (`assigned`): every session of it held until this worker has
+      read q up to its end offset at assignment. Events that a previous owner, or another worker,
+      forwarded before the assignment are there, and nobody here remembers them.
+
+    A wait whose re-key partition has not been read any further for `timeout_ms` of read-clock time
+    (which stands still while reading is unhealthy) is dropped with a warning: a safety valve for a
+    partition whose end cannot be reached (records lost from the log), not a deadline on a backlog
+    being read."""
 
     def __init__(self, timeout_ms: int) -> None:
         self.timeout_ms = timeout_ms
-        self.in_flight: dict[str, list[int]] = {}  # sid -> [count, last wall ms]
+        self.sessions: dict[str, int] = {}  # session id -> re-key read position it waits for
+        self.partitions: dict[int, int] = {}  # partition -> end offset at assignment (hold all)
+        self._unacked: list[str] = []  # forwarded in the batch in progress
+        self._waits: dict[int, deque] = {}  # partition -> (position, session id) in offset order
+        self._read: dict[int, int] = {}  # partition -> re-key position read up to (next offset)
+        self._moved_at: dict[int, int] = {}  # partition -> read clock when a wait began or it was read further
 
-    def forwarded(self, session_id: str, wall_ms: int) -> None:
-        entry = self.in_flight.setdefault(session_id, [0, wall_ms])
-        entry[0] += 1
-        entry[1] = wall_ms
+    def forwarded(self, session_id: str) -> None:
+        """An event of this session goes to the re-key topic in the batch in progress."""
+        self.sessions[session_id] = UNACKED
+        self._unacked.append(session_id)
 
-    def returned(self, session_id: str) -> None:
-        entry = self.in_flight.get(session_id)
-        if entry is not None:
-            entry[0] -= 1
-            if entry[0] <= 0:
-                del self.in_flight[session_id]
+    def acknowledged(self, acks: Iterable[tuple[str, int, int]], owned: Container[int], clock_ms: int) -> None:
+        """The batch's forwarded records were acknowledged at (session id, partition, offset).
+        Those on `owned` partitions wait for their offset to be read; the others stop waiting."""
+        for sid, partition, offset in acks:
+            if partition not in owned or offset < self._read.get(partition, 0):
+                continue
+            waits = self._waits.setdefault(partition, deque())
+            if not waits and partition not in self.partitions:
+                self._moved_at[partition] = clock_ms
+            waits.append((offset + 1, sid))
+            self.sessions[sid] = offset + 1
+        for sid in self._unacked:
+            if self.sessions.get(sid) == UNACKED:
+                del self.sessions[sid]
+        self._unacked.clear()
 
-    def holding(self, wall_ms: int) -> dict[str, list[int]]:
-        """In-flight ids, forgetting ones whose events went to another worker's partition."""
-        expired = [sid for sid, (_n, at) in self.in_flight.items() if wall_ms - at > self.timeout_ms]
-        for sid in expired:
-            del self.in_flight[sid]
-        return self.in_flight
+    def assigned(self, partition: int, position: int, end: int, clock_ms: int) -> None:
+        """Partition newly assigned, its re-key partition to be read from `position`; the topic
+        ends at `end`: until that is read, every session of the partition waits."""
+        self._read[partition] = position
+        if end > position:
+            self.partitions[partition] = end
+            self._moved_at[partition] = clock_ms
+
+    def read(self, partition: int, position: int, clock_ms: int) -> None:
+        """The re-key partition was read (and its events added) up to `position` (next offset)."""
+        if position <= self._read.get(partition, -1):
+            return
+        self._read[partition] = position
+        self._moved_at[partition] = clock_ms
+        end = self.partitions.get(partition)
+        if end is not None and position >= end:
+            del self.partitions[partition]
+        waits = self._waits.get(partition)
+        while waits and waits[0][0] <= position:
+            self._release(*waits.popleft())
+
+    def _release(self, position: int, sid: str) -> None:
+        if self.sessions.get(sid) == position:  # (not forwarded again since)
+            del self.sessions[sid]
+
+    def revoked(self, partition: int) -> None:
+        self._drop(partition)
+        self._read.pop(partition, None)
+
+    def _drop(self, partition: int) -> None:
+        self.partitions.pop(partition, None)
+        self._moved_at.pop(partition, None)
+        for position, sid in self._waits.pop(partition, ()):
+            self._release(position, sid)
+
+    def expire(self, clock_ms: int) -> None:
+        """Drop the waits of partitions not read any further for `timeout_ms` (see the class)."""
+        for partition, moved_at in list(self._moved_at.items()):
+            if clock_ms - moved_at <= self.timeout_ms:
+                continue
+            if partition in self.partitions or self._waits.get(partition):
+                log.warning("re-key partition %s not read any further for %s ms: its sessions may close "
+                            "before events still in the re-key topic", partition, clock_ms - moved_at)
+                self._drop(partition)
+            else:
+                del self._moved_at[partition]
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -319,23 +402,56 @@ class SessionizeLoop:
     # -- partitions -----------------------------------------------------------------------
     async def load(self, partitions: set[int]) -> None:
         """Resume newly assigned partitions' open sessions from the state topic, before any of
-        their events are processed."""
+        their events are processed; hold their sessions until their re-key backlog is read."""
         new = sorted(partitions - self.loaded)
         if not new:
             return
         started = time.monotonic()
-        states = await read_state_partitions(self.settings.kafka_bootstrap, self.settings.state_topic, new)
+        # Both are broker round trips: the re-key offsets are looked up while the state is read.
+        states, rekey = await asyncio.gather(
+            read_state_partitions(self.settings.kafka_bootstrap, self.settings.state_topic, new),
+            self._rekey_offsets(new))
         for p, part in states.items():
             sz = self.core.stage.sessionizer(p)
             for sid, state in part.items():
                 sz.import_key(sid, state)
             sz.dirty.clear()
             self.loaded.add(p)
+        self._hold_for_rekeyed(rekey)
         log.info("partitions %s: resumed %s open session ids in %.2f s", new,
                  sum(len(x) for x in states.values()), time.monotonic() - started)
 
+    async def _rekey_offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
+        """Per newly assigned partition, where reading its re-key partition starts (the committed
+        offset, else the first: auto_offset_reset) and where that partition ends now."""
+        consumer = self.consumer
+        tps = [TopicPartition(self.settings.topic_rekeyed, p) for p in partitions]
+        try:
+            ends, firsts, committed = await asyncio.gather(
+                consumer.end_offsets(tps), consumer.beginning_offsets(tps),
+                asyncio.gather(*(consumer.committed(tp) for tp in tps)))
+        except KafkaError as exc:
+            log.warning("partitions %s: re-key topic offsets unavailable (%s): their sessions are not held "
+                        "for events forwarded before this assignment", partitions, type(exc).__name__)
+            return {}
+        return {tp.partition: (firsts[tp] if done is None else max(done, firsts[tp]), ends[tp])
+                for tp, done in zip(tps, committed)}
+
+    def _hold_for_rekeyed(self, offsets: dict[int, tuple[int, int]]) -> None:
+        """Hold every session of these newly assigned partitions until their re-key partitions
+        are read as far as they reached at assignment: events forwarded there before (by a
+        previous owner, or another worker) are remembered by no one here (RekeyHold)."""
+        clock = self.clock.tick(now_ms(), self._last_read_ms())
+        for p, (start, end) in offsets.items():
+            self.hold.assigned(p, start, end, clock)
+        held = [f"{p} (to offset {self.hold.partitions[p]})" for p in sorted(offsets) if p in self.hold.partitions]
+        if held:
+            log.info("re-key partitions %s: no session of theirs closes until they are read that far",
+                     ", ".join(held))
+
     def forget(self, partitions: set[int]) -> None:
         for p in partitions:
+            self.hold.revoked(p)
             self.loaded.discard(p)
             self.core.stage.partitions.pop(p, None)
         self.positions = {tp: n for tp, n in self.positions.items() if tp.partition not in partitions}
@@ -375,19 +491,25 @@ class SessionizeLoop:
                     def keyed_right(sid: str, key: Optional[bytes] = key) -> bool:
                         if key is not None and key == sid.encode() and expected_partition(sid, partitions) == p:
                             return True
-                        hold.forwarded(sid, wall)
+                        hold.forwarded(sid)
                         return False
                     stage.process(p, rec.value, origin, wall, clock, keyed_right=keyed_right)
                 else:
-                    ev = stage.process(p, rec.value, origin, wall, clock, rekeyed=True)
-                    if ev is not None:
-                        hold.returned(ev.session_id)
+                    stage.process(p, rec.value, origin, wall, clock, rekeyed=True)
             if records:
                 offsets[tp] = records[-1].offset + 1
-        out = await self.core.flush(self.loaded, clock, wall, hold=hold.holding(wall))
+        for tp, position in offsets.items():
+            if tp.topic == s.topic_rekeyed:
+                hold.read(tp.partition, position, clock)
+        hold.expire(clock)
+        out = await self.core.flush(self.loaded, clock, wall, hold=hold.sessions, held=hold.partitions)
         if out or offsets:
-            if out and not await write_until_acked(self.outputs, flush_records(s, out), lambda: self._stopping):
-                return
+            if out:
+                records = flush_records(s, out)
+                if not await write_until_acked(self.outputs, records, lambda: self._stopping):
+                    return
+                if out.rekeyed:
+                    hold.acknowledged(rekey_acks(s, records), self.loaded, clock)
             await commit(self.consumer, offsets)
             self.positions.update(offsets)
         self.batches += 1
