@@ -77,6 +77,10 @@ MEASURED_PROPERTY_WORDS: dict[str, frozenset[str]] = {
     "kind": frozenset({"mutation", "navigation", "scroll", "input", "network"}),  # what answered a click
     "level": frozenset({"error", "assert"}),  # a console error's
     "source": frozenset({"$pageview", "$url_changed"}),  # a single-page app's navigation
+    # a failed request's kind, as Resource Timing names it (the recorders copy it)
+    "initiatorType": frozenset({"audio", "beacon", "body", "css", "early-hints", "embed", "fetch", "frame",
+                                "iframe", "icon", "image", "img", "input", "link", "navigation", "object",
+                                "ping", "script", "track", "video", "xmlhttprequest", "other"}),
 }
 # The object it nests (a click's `response`): its keys follow the same rules.
 MEASURED_PROPERTY_OBJECTS = frozenset({"response"})
