@@ -8,7 +8,8 @@ to each field is listed in README "Privacy".
   phone numbers are masked;
 - URLs: query values masked unless the parameter name is allowed (`utm_*`, `q`, `page`, ...);
   path segments that look like secrets (long tokens, JWTs) masked; then the free-text rules;
-- properties: values masked unless their key is allowed; allowed values get the free-text rules;
+- properties: values masked unless their key is allowed (allowed values get the free-text rules)
+  or they are the rrweb translator's measurements (numbers and flags under its keys);
 - typed input values: masked unless a setting or the field's selector allows them;
 - identity: a user's email (and an org's name) is replaced by a keyed hash (HMAC-SHA256 with a
   secret setting) that a lookup can recompute, unless a setting keeps it.
