@@ -8,7 +8,8 @@ to each field is listed in README "Privacy".
   phone numbers are masked;
 - URLs: query values masked unless the parameter name is allowed (`utm_*`, `q`, `page`, ...);
   path segments that look like secrets (long tokens, JWTs) masked; then the free-text rules;
-- properties: values masked unless their key is allowed; allowed values get the free-text rules;
+- properties: values masked unless their key is allowed (allowed values get the free-text rules)
+  or they are the rrweb translator's measurements (numbers and flags under its keys);
 - typed input values: masked unless a setting or the field's selector allows them;
 - identity: a user's email (and an org's name) is replaced by a keyed hash (HMAC-SHA256 with a
   secret setting) that a lookup can recompute, unless a setting keeps it.
@@ -63,6 +64,38 @@ DEFAULT_ALLOWED_PROPERTY_KEYS = ("y", "x", "count", "reason", "reversals", "step
                                  "product_id", "sku", "name", "product_name", "title", "category",
                                  "price", "quantity", "currency", "revenue", "items", "order_id",
                                  "plan", "variant", "query", "search", "term", "q", "keyword")
+# What the rrweb translator (streams/rrweb) measures about how the page was used: node ids, counts,
+# durations, coordinates, sizes and flags. Kept whatever the allowed keys, but only as a number, a
+# bool or null: no user content fits there, while a string under the same key stays masked.
+# (A toggle's `checked` is what the user chose, like a typed value: it is not one of them.)
+MEASURED_PROPERTY_KEYS = frozenset({
+    "node_id", "scroll_count", "duration_ms", "from_x", "from_y", "x", "y", "changes", "keystrokes",
+    "reversals", "window_ms", "width", "height", "double_click", "user_triggered", "masked_by_recorder",
+    "after_ms", "none_within_ms", "duration", "costTime"})
+# The translator's own words: a string under these keys is kept only when it is one of them.
+MEASURED_PROPERTY_WORDS: dict[str, frozenset[str]] = {
+    "pointer": frozenset({"mouse", "touch"}),
+    "kind": frozenset({"mutation", "navigation", "scroll", "input", "network"}),  # what answered a click
+    "level": frozenset({"error", "assert"}),  # a console error's
+    "source": frozenset({"$pageview", "$url_changed"}),  # a single-page app's navigation
+    # a failed request's kind, as Resource Timing names it (the recorders copy it)
+    "initiatorType": frozenset({"audio", "beacon", "body", "css", "early-hints", "embed", "fetch", "frame",
+                                "iframe", "icon", "image", "img", "input", "link", "navigation", "object",
+                                "ping", "script", "track", "video", "xmlhttprequest", "other"}),
+}
+# The object it nests (a click's `response`): its keys follow the same rules.
+MEASURED_PROPERTY_OBJECTS = frozenset({"response"})
+_MEASURES = (int, float, bool, type(None))
+
+
+def measured_property(key: Any, value: Any) -> bool:
+    """True when `value` under `key` is one of the translator's measurements (kept unmasked)."""
+    if isinstance(value, _MEASURES):
+        return key in MEASURED_PROPERTY_KEYS
+    if type(value) is str:
+        words = MEASURED_PROPERTY_WORDS.get(key)
+        return words is not None and value in words
+    return type(value) is dict and key in MEASURED_PROPERTY_OBJECTS
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -261,13 +294,19 @@ class PrivacyPolicy:
         return allowed
 
     def properties(self, props: Any) -> Any:
-        """Values masked unless their key is allowed; allowed strings get the text rules."""
+        """Values masked unless their key is allowed or they are the rrweb translator's
+        measurements (`measured_property`); allowed strings get the text rules."""
         if not isinstance(props, dict):
             return props
         out = {}
         for key, value in props.items():
             if not self.property_allowed(str(key)):
-                out[key] = MASK
+                if not measured_property(key, value):
+                    out[key] = MASK
+                elif type(value) is dict:
+                    out[key] = self.properties(value)
+                else:
+                    out[key] = value
             elif isinstance(value, str):
                 out[key] = self.text(value)
             elif isinstance(value, dict):
@@ -284,8 +323,16 @@ class PrivacyPolicy:
             return False
         if not isinstance(props, dict):
             return True
-        return any(not self.property_allowed(str(k)) or not isinstance(v, (int, float, bool))
-                   and v is not None for k, v in props.items())
+        return any(not self._kept_as_is(k, v) for k, v in props.items())
+
+    def _kept_as_is(self, key: Any, value: Any) -> bool:
+        """`properties` keeps this value unchanged without looking into it: an allowed key's
+        number, bool or null, or a measurement that is no object."""
+        if type(value) is dict:
+            return False
+        if isinstance(value, _MEASURES) and self.property_allowed(str(key)):
+            return True
+        return measured_property(key, value)
 
     # ------------------------------------------------------------------ identity
     def identity_key(self, value: Optional[str]) -> Optional[str]:
@@ -413,10 +460,12 @@ class PrivacyPolicy:
         if props:
             for key, value in props.items():
                 kind = type(value)
+                if self._kept_as_is(key, value):
+                    continue
                 if kind is str:
                     recheck = True
                     _changed(out, key, value, self.text(value) if self.property_allowed(key) else MASK)
-                elif kind is dict or kind is list or not self.property_allowed(key):
+                else:
                     return None
         user, org = ev.user, ev.org
         if user is not None:

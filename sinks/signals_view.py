@@ -21,8 +21,16 @@ def _event_as_signal(event: Event) -> dict[str, Any]:
     target = event.get("target") or {}
     return {"type": event["type"], "timestamp": event["timestamp"], "event_id": event.get("event_id"),
             "url": event.get("url"), "selector": target.get("selector"), "text": target.get("text"),
-            "count": int((event.get("properties") or {}).get("count") or 1), "derived": False,
-            "detail": None}
+            "count": _count(event.get("properties")), "derived": False, "detail": None}
+
+
+def _count(properties: Any) -> int:
+    """A source's own count (`properties.count`); 1 when it is missing, masked or no number."""
+    value = properties.get("count") if type(properties) is dict else None
+    try:
+        return int(value or 1)
+    except (TypeError, ValueError, OverflowError):
+        return 1
 
 
 def _same_signal(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -26,6 +26,7 @@ source (or the rrweb mapper, which sees mouse moves) as events.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
@@ -66,6 +67,29 @@ def _target(ev: dict[str, Any]) -> dict[str, Any]:
     return ev.get("target") or {}
 
 
+def _word(target: dict[str, Any], key: str) -> Optional[str]:
+    """A target attribute (`tag`, `type`, `role`: extra fields of any JSON type) when a string."""
+    value = target.get(key)
+    return value if type(value) is str else None
+
+
+def _properties(ev: dict[str, Any]) -> dict[str, Any]:
+    props = ev.get("properties")
+    return props if type(props) is dict else {}
+
+
+def _number(value: Any) -> Optional[float]:
+    """A property read as a number: None when it is anything else (masked at ingest, a string,
+    a bool, an object), so no property can make closing fail."""
+    if type(value) is int or type(value) is float and math.isfinite(value):
+        return value
+    return None
+
+
+def _is_double_click(ev: dict[str, Any]) -> bool:
+    return _properties(ev).get("double_click") is True
+
+
 def _last_selector_tag(ev: dict[str, Any]) -> str:
     selector = (_target(ev).get("selector") or "").lower()
     return selector.rsplit(">", 1)[-1].strip()
@@ -73,7 +97,7 @@ def _last_selector_tag(ev: dict[str, Any]) -> str:
 
 def _is_focus_click(ev: dict[str, Any]) -> bool:
     """Clicking into a form field focuses it: no visible answer is expected, so never dead."""
-    tag = _target(ev).get("tag")
+    tag = _word(_target(ev), "tag")
     if tag:
         return tag in _FOCUS_TAGS
     return _last_selector_tag(ev).startswith(_FOCUS_TAGS)
@@ -81,21 +105,21 @@ def _is_focus_click(ev: dict[str, Any]) -> bool:
 
 def is_toggle(target: dict[str, Any]) -> bool:
     """A checkbox, radio button or switch: flipping it again is a choice, not trouble."""
-    return target.get("type") in _TOGGLE_TYPES or target.get("role") in _TOGGLE_ROLES
+    return _word(target, "type") in _TOGGLE_TYPES or _word(target, "role") in _TOGGLE_ROLES
 
 
 def _is_text_field(ev: dict[str, Any]) -> bool:
     t = _target(ev)
-    tag = t.get("tag") or _last_selector_tag(ev).split(".", 1)[0].split("#", 1)[0].split("[", 1)[0]
+    tag = _word(t, "tag") or _last_selector_tag(ev).split(".", 1)[0].split("#", 1)[0].split("[", 1)[0]
     if tag == "textarea":
         return True
-    return tag == "input" and (t.get("type") or "") in _TEXT_INPUT_TYPES
+    return tag == "input" and (_word(t, "type") or "") in _TEXT_INPUT_TYPES
 
 
 def _target_key(ev: dict[str, Any]) -> tuple:
     """One element: the rrweb node on this page when known, else selector/text on this page."""
-    node = (ev.get("properties") or {}).get("node_id")
-    if isinstance(node, int):
+    node = _properties(ev).get("node_id")
+    if type(node) is int:
         return ("node", ev.get("url"), node)
     t = _target(ev)
     return ("target", ev.get("url"), t.get("selector") or t.get("text") or "")
@@ -128,8 +152,7 @@ def detect_signals(events: list[dict[str, Any]], rules: SignalRules = SignalRule
     sent = [_signal(ev["type"], ev, derived=False) for ev in events if ev["type"] in FRUSTRATION_TYPES]
     # A double click is one gesture: its second click (flagged by the rrweb mapper) is not
     # counted again toward a rage burst.
-    clicks = [i for i, ev in enumerate(events) if ev["type"] == "click"
-              and not (ev.get("properties") or {}).get("double_click")]
+    clicks = [i for i, ev in enumerate(events) if ev["type"] == "click" and not _is_double_click(ev)]
     derived: list[dict[str, Any]] = []
     if clicks:
         in_burst: set[int] = set()
@@ -200,7 +223,7 @@ def _is_selection(events, burst: list[int], rules: SignalRules, look: _Lookup) -
     j = burst[0]
     while j < len(events) and events[j]["timestamp"] <= until:
         ev = events[j]
-        if (ev["type"] == "click" and (ev.get("properties") or {}).get("double_click")
+        if (ev["type"] == "click" and _is_double_click(ev)
                 and ev["timestamp"] >= since and look.key(j) == key and _is_plain_text(ev)):
             return True
         j += 1
@@ -209,7 +232,8 @@ def _is_selection(events, burst: list[int], rules: SignalRules, look: _Lookup) -
 
 def _is_plain_text(ev: dict[str, Any]) -> bool:
     t = _target(ev)
-    return bool(t.get("tag")) and t["tag"] not in _CONTROL_TAGS and not t.get("role")
+    tag = _word(t, "tag")
+    return bool(tag) and tag not in _CONTROL_TAGS and not t.get("role")
 
 
 def _selects_text(events, i: int, rules: SignalRules) -> bool:
@@ -224,7 +248,7 @@ def _selects_text(events, i: int, rules: SignalRules) -> bool:
         if ev["type"] != "highlight":
             continue
         start = ev["timestamp"]
-        end = start + int((ev.get("properties") or {}).get("duration_ms") or 0)
+        end = start + int(_number(_properties(ev).get("duration_ms")) or 0)
         if start - rules.rage_window_ms <= ts <= end + rules.rage_window_ms:
             return True
     return False
@@ -241,7 +265,7 @@ def _after_click(events, clicks, rules, in_burst: set[int], look: _Lookup) -> li
         if (i in in_burst or _is_focus_click(events[i]) or is_toggle(_target(events[i]))
                 or look.selects_text(i, rules)):
             continue
-        response = (events[i].get("properties") or {}).get("response")
+        response = _properties(events[i]).get("response")
         if isinstance(response, dict):
             dead = _dead_by_response(response, rules)
         else:
@@ -262,11 +286,11 @@ def _error_after(events, i: int, rules: SignalRules) -> Optional[dict[str, Any]]
 
 
 def _dead_by_response(response: dict[str, Any], rules: SignalRules) -> bool:
-    after = response.get("after_ms")
-    if isinstance(after, (int, float)):
+    after = _number(response.get("after_ms"))
+    if after is not None:
         return after > rules.dead_window_ms
-    watched = response.get("none_within_ms")
-    return isinstance(watched, (int, float)) and watched >= rules.dead_window_ms
+    watched = _number(response.get("none_within_ms"))
+    return watched is not None and watched >= rules.dead_window_ms
 
 
 def _dead_by_retry(events, i: int, rules: SignalRules, look: _Lookup) -> bool:

@@ -24,8 +24,11 @@ SECRET_URLS = ["https://s.test/reset?token=abc123&page=2", "https://s.test/u/eyJ
                "https://s.test/?email=bob%40x.io", "https://s.test/plain", "https://s.test/a#frag"]
 TEXTS = ["Buy now", "mail bob@x.io", "card 4111 1111 1111 1111", "call +1 555 123 4567", "Shoes", "email",
          'quote " in it', "ünïcode", ""]
-PROP_KEYS = ["referrer", "page", "price", "name", "q", "email", "value", "secret_token"]
-PROP_VALUES = st.one_of(st.sampled_from(TEXTS + EMAILS + SECRET_URLS), st.integers(-5, 10**6), st.none(),
+# and the rrweb translator's measurements (kept as numbers, bools, their words; `checked` is not one)
+PROP_KEYS = ["referrer", "page", "price", "name", "q", "email", "value", "secret_token",
+             "node_id", "duration_ms", "pointer", "kind", "response", "checked"]
+PROP_VALUES = st.one_of(st.sampled_from(TEXTS + EMAILS + SECRET_URLS + ["mouse", "mutation"]),
+                        st.integers(-5, 10**6), st.none(),
                         st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
                         st.dictionaries(st.sampled_from(PROP_KEYS), st.sampled_from(TEXTS), max_size=2))
 

@@ -60,6 +60,25 @@ def test_property_values_masked_unless_their_key_is_allowed():
                                         "nested": MASK, "y": 1200}
 
 
+def test_the_rrweb_translators_measurements_pass_and_nothing_else_under_their_keys():
+    """Numbers, bools and nulls under the translator's keys, its own words, its `response` object
+    pass whatever the allowed keys; a text or a list under the same keys, a toggle's `checked`,
+    and any key of the response it does not write stay masked."""
+    click = {"node_id": 42, "pointer": "touch", "double_click": True, "x": 1.5,
+             "response": {"kind": "mutation", "after_ms": 120, "note": "typed"}, "checked": True}
+    scroll = {"node_id": None, "scroll_count": 3, "duration_ms": 800, "from_x": 0.0, "from_y": 10.0}
+    odd = {"node_id": "alice@example.com", "duration_ms": [1], "pointer": "a secret", "kind": "mutations",
+           "response": [{"after_ms": 1}], "level": "error", "source": "$pageview", "initiatorType": "fetch"}
+    for policy in (POLICY, PrivacyPolicy(allowed_property_keys=("plan",))):  # not on the allowed list
+        assert policy.properties(click) == {**click, "response": {"kind": "mutation", "after_ms": 120, "note": MASK},
+                                            "checked": MASK}
+        assert policy.properties(scroll) == scroll and not policy.properties_need_masking(scroll)
+        assert policy.properties(odd) == {"node_id": MASK, "duration_ms": MASK, "pointer": MASK, "kind": MASK,
+                                          "response": MASK, "level": "error", "source": "$pageview",
+                                          "initiatorType": "fetch"}
+        assert policy.properties_need_masking(click) and policy.properties_need_masking(odd)
+
+
 def test_identity_becomes_a_keyed_hash_that_a_lookup_recomputes():
     key = POLICY.identity_key("Alice@Example.com")
     assert key.startswith(KEYED_HASH_PREFIX) and "alice" not in key

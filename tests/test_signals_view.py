@@ -15,3 +15,14 @@ def test_a_source_signal_and_its_derived_twin_are_one_moment():
                {"type": "dead-click", "timestamp": at(2), "selector": "input#q", "derived": True}]
     found = frustration_signals(build_view(make_session(events, signals=signals), DEFAULT_PROFILE))
     assert [(s["type"], s["derived"], s["count"]) for s in found] == [("rage-click", False, 4)]
+
+
+def test_a_source_signals_count_is_read_defensively():
+    """A source's own `properties.count` may be masked, a text or an object: 1 then, never a failure."""
+    counts = []
+    for count in (5, "7", 2.0, "[masked]", [3], {"n": 3}, None, True):
+        events = [nav(0, "/"), {"timestamp": at(1), "type": "rage-click", "target": {"selector": "button"},
+                                "properties": {"count": count}}]
+        (found,) = frustration_signals(build_view(make_session(events), DEFAULT_PROFILE))
+        counts.append(found["count"])
+    assert counts == [5, 7, 2, 1, 1, 1, 1, 1]

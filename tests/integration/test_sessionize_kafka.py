@@ -167,6 +167,10 @@ async def test_rrweb_recording_on_its_topic_becomes_sessions_and_bad_ones_dead_l
         navigations = sum(e["type"] == "navigate" for r in {x["value"]["window_id"]: x for x in closed.records}.values()
                           for e in r["value"]["events"])
         assert navigations == 1 and sum(e["type"] == "click" for e in mapped) == 3
+        # The translator's measurements (node ids, click responses, ...) survive default masking.
+        clicks = {e["event_id"]: e["properties"] for r in closed.records for e in r["value"]["events"]
+                  if e["type"] == "click"}
+        assert clicks == {e["event_id"]: e["properties"] for e in mapped if e["type"] == "click"}
         async with TopicReader(kafka_bootstrap, topic(env, "dead_letter")) as dlq:
             await dlq.until(lambda rs: len(rs) >= 1, timeout_s=30)
         assert [r["value"]["reason"] for r in dlq.records] == ["invalid-recording"]
