@@ -423,7 +423,8 @@ class BatchedOutputs(Outputs):
     holds what the producer's own batches would (same size limit and compression), and a record
     larger than a request (refused by `send` before it is sent) goes alone through
     `Outputs.send_all`, as do records without a partition; a batch the broker refuses for its
-    size is sent again record by record, so only the record at fault is dead-lettered."""
+    size (the topic's max.message.bytes) is sent again one record per batch, so only a record
+    refused on its own is dead-lettered (`send` would put them in one batch again)."""
 
     def __init__(self, producer: AIOKafkaProducer, dead_letter_topic: str, counters: Any,
                  max_request_size: int) -> None:
@@ -452,7 +453,25 @@ class BatchedOutputs(Outputs):
             elif isinstance(result, BaseException):
                 raise result
         if refused:
-            await super().send_all(refused)
+            await self._send_alone(refused)
+
+    async def _send_alone(self, records: list[Record]) -> None:
+        """Each record in a batch of its own (the producer's `send` would batch them together
+        again): only a record the broker refuses on its own is dead-lettered."""
+        pending = []
+        for r in records:
+            batch = self.producer.create_batch()
+            batch.append(key=r.key, value=r.value, timestamp=None)
+            pending.append((r, await self.producer.send_batch(batch, r.topic, partition=r.partition)))
+        results = await asyncio.gather(*(fut for _, fut in pending), return_exceptions=True)
+        refused: list[tuple[Record, BaseException]] = []
+        for (r, _), result in zip(pending, results):
+            if isinstance(result, TOO_LARGE):
+                refused.append((r, result))
+            elif isinstance(result, BaseException):
+                raise result
+        if refused:
+            await self._dead_letter(refused)
 
     async def _send_batches(self, by_partition: dict[tuple[str, int], list[Record]]) -> list[tuple[list[Record], Any]]:
         producer = self.producer
