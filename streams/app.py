@@ -89,6 +89,7 @@ class WorkerContext:
             "last_batch_ms": round(self.sessionize.last_batch_ms, 2) if self.sessionize else None,
             "sessions_summarized": self.summarize.summarized if self.summarize else None,
             "summaries_in_flight": self.summarize.in_flight if self.summarize else None,
+            "summarizer_cpu_s": round(self.summarize.clock.summarizer_cpu_s, 3) if self.summarize else None,
             "url_deltas_applied": self.materializer.applied if self.materializer else None,
             "url_deltas_skipped": self.materializer.skipped if self.materializer else None,
         }

@@ -85,17 +85,38 @@ def test_a_flush_publishes_its_url_deltas_in_batches_that_every_materializer_rea
 
 
 class _AckingProducer:
-    """Acknowledges every record at once and keeps them, in send order."""
+    """Acknowledges every record (sent alone or in a batch) at once and keeps them, in send
+    order; its batches hold the records aiokafka's `BatchBuilder` takes (up to `batch_bytes`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_bytes: int = 16 * 1024) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
         self.partitions: list = []
+        self.batch_bytes = batch_bytes
+        self.batches: list[int] = []  # records per batch sent
 
     async def send(self, topic, value=None, key=None, partition=None):
-        import asyncio
-
         self.sent.append((topic, key, value))
         self.partitions.append(partition)
+        return self._acked()
+
+    def create_batch(self):
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        return BatchBuilder(self.batch_bytes, 0)  # (no compression)
+
+    async def send_batch(self, batch, topic, *, partition):
+        from aiokafka.record.default_records import DefaultRecordBatch
+
+        records = list(DefaultRecordBatch(batch._build()))
+        self.sent += [(topic, r.key, r.value) for r in records]
+        self.partitions += [partition] * len(records)
+        self.batches.append(len(records))
+        return self._acked()
+
+    @staticmethod
+    def _acked():
+        import asyncio
+
         fut = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut
@@ -157,6 +178,7 @@ async def test_a_builtin_batch_isolates_a_failing_session_and_commits_after_the_
     assert [p for (t, _k, _v), p in zip(producer.sent, producer.partitions)
             if t == settings.topic_dead_letter] == [None, None]
     assert loop.in_flight == 0
+    assert len(producer.batches) > 1 and sum(producer.batches) == len(summaries)  # several 16 KiB batches
 
 
 def test_closed_sessions_decode_for_the_builtin_summarizer_without_the_events_context_copies():
