@@ -17,7 +17,9 @@ merged or subtracted in any order give the same bins, so every worker reads the 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from bisect import bisect_left
+from itertools import accumulate
+from typing import Iterable, Optional, Sequence
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -61,65 +63,79 @@ def rank_of(q: float, n: int) -> int:
 
 
 class VitalSketch:
-    """Counts per bin of one metric's samples (for one URL and hour, or a whole window)."""
+    """Counts per bin of one metric's samples (for one URL and hour, or a whole window): zeros
+    apart, then a dense list of counts from bin `offset` on, so a quantile is one running sum
+    (itertools.accumulate) and a bisection, not a walk over the bins in Python."""
 
-    __slots__ = ("counts", "n", "_sorted")
+    __slots__ = ("zeros", "offset", "dense", "n")
 
     def __init__(self, counts: Optional[dict[int, int]] = None) -> None:
-        self.counts: dict[int, int] = dict(counts) if counts else {}
-        self.n = sum(self.counts.values())
-        self._sorted: Optional[list[int]] = None  # bins in order, kept until the bins change
+        self.zeros = 0
+        self.offset = 0
+        self.dense: list[int] = []
+        self.n = 0
+        if counts:
+            self.add_bins(counts)
 
     @classmethod
     def of(cls, values: Iterable[float]) -> "VitalSketch":
         return cls(bins_of(values))
 
     def add_bins(self, counts: dict[int, int], sign: int = 1) -> None:
-        """Adds (sign 1) or takes away (sign -1) another sketch's counts."""
-        mine = self.counts
-        for index, count in counts.items():
-            total = mine.get(index, 0) + sign * count
-            if total:
-                if index not in mine:
-                    self._sorted = None
-                mine[index] = total
-            else:
-                mine.pop(index, None)
-                self._sorted = None
-            self.n += sign * count
+        """Adds (sign 1) or takes away (sign -1) another sketch's counts (as {bin: count})."""
+        zeros = counts.get(ZERO_BIN)
+        if zeros:
+            self.zeros += sign * zeros
+            self.n += sign * zeros
+        positive = [index for index in counts if index != ZERO_BIN]
+        if not positive:
+            return
+        low, high = min(positive), max(positive)
+        dense = self.dense
+        if not dense:
+            self.offset = low
+        if low < self.offset:
+            dense[:0] = [0] * (self.offset - low)
+            self.offset = low
+        if high >= self.offset + len(dense):
+            dense.extend([0] * (high - self.offset - len(dense) + 1))
+        offset = self.offset
+        for index in positive:
+            count = sign * counts[index]
+            dense[index - offset] += count
+            self.n += count
 
     def add_values(self, values: Iterable[float]) -> None:
         self.add_bins(bins_of(values))
 
-    def quantile_bin(self, q: float) -> Optional[int]:
-        """The bin holding the sample of nearest rank ceil(q * n); None when empty."""
-        return self.quantile_bins((q,))[0] if self.n else None
+    @property
+    def counts(self) -> dict[int, int]:
+        """{bin: count} of the bins holding samples."""
+        out = {ZERO_BIN: self.zeros} if self.zeros else {}
+        out.update((self.offset + i, c) for i, c in enumerate(self.dense) if c)
+        return out
 
-    def quantile_bins(self, qs: Iterable[float]) -> list[int]:
-        """The bins of several quantiles in one walk (qs ascending or not)."""
-        if self._sorted is None:
-            self._sorted = sorted(self.counts)
-        wanted = sorted((rank_of(q, self.n), i) for i, q in enumerate(qs))
-        found = [0] * len(wanted)
-        seen, w, counts = 0, 0, self.counts
-        for index in self._sorted:
-            seen += counts[index]
-            while w < len(wanted) and seen >= wanted[w][0]:
-                found[wanted[w][1]] = index
-                w += 1
-            if w == len(wanted):
-                break
+    def quantile_bins(self, qs: Sequence[float]) -> list[int]:
+        """The bin holding the sample of nearest rank ceil(q * n), for each q (n > 0)."""
+        if self.n <= 0:
+            raise ValueError("an empty sketch has no quantile")
+        running: Optional[list[int]] = None
+        found = []
+        for q in qs:
+            rank = rank_of(q, self.n)
+            if rank <= self.zeros:
+                found.append(ZERO_BIN)
+                continue
+            if running is None:
+                running = list(accumulate(self.dense))
+            found.append(self.offset + bisect_left(running, rank - self.zeros))
         return found
 
     def quantile(self, q: float) -> Optional[float]:
-        index = self.quantile_bin(q)
-        return None if index is None else bin_value(index)
-
-    def copy(self) -> "VitalSketch":
-        return VitalSketch(self.counts)
+        return bin_value(self.quantile_bins((q,))[0]) if self.n > 0 else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VitalSketch) and self.counts == other.counts
 
     def __repr__(self) -> str:
-        return f"VitalSketch(n={self.n}, bins={len(self.counts)})"
+        return f"VitalSketch(n={self.n}, zeros={self.zeros}, bins {self.offset}..{self.offset + len(self.dense) - 1})"
