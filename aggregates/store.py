@@ -22,7 +22,7 @@ import duckdb
 from replaylens.aggregates.arithmetic import UrlStats, window_start
 from replaylens.aggregates.baselines import BaselineWindows, Rows, Totals
 from replaylens.aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, merge_rows
-from replaylens.aggregates.sketch import GAMMA, QUANTILES, ZERO_BIN, _LOG_GAMMA, bins_of
+from replaylens.aggregates.sketch import GAMMA, QUANTILES, ZERO_BIN, bins_of
 
 # 2: hourly web-vital sketches (`vital_sketches`); a file of schema 1 gets them from its samples.
 SCHEMA_VERSION = "2"
@@ -80,7 +80,7 @@ def _stats_macro(window_days: int) -> str:
     in_window = f"bucket BETWEEN {start} AND epoch_ms(now_ms - now_ms % {_HOUR})"
     return f"""
 CREATE OR REPLACE MACRO sketch_value(b) AS
-    CASE WHEN b = {ZERO_BIN} THEN 0.0 ELSE 2.0 * exp(b * {_LOG_GAMMA!r}) / ({GAMMA!r} + 1.0) END;
+    CASE WHEN b = {ZERO_BIN} THEN 0.0 ELSE 2.0 * pow({GAMMA!r}, b) / ({GAMMA!r} + 1.0) END;
 CREATE OR REPLACE MACRO url_stats_at(now_ms, window_days := {int(window_days)}) AS TABLE
 WITH counters AS (
     SELECT url,
