@@ -51,9 +51,10 @@ def bin_value(index: int) -> float:
 def bins_of(values: Iterable[float]) -> dict[int, int]:
     """Counts per bin of these samples."""
     counts: dict[int, int] = {}
-    for value in values:
-        index = sketch_bin(value)
-        counts[index] = counts.get(index, 0) + 1
+    log, ceil, get = math.log, math.ceil, counts.get
+    for value in values:  # sketch_bin inlined for the common case (the write path's cost)
+        index = ceil(log(value) / _LOG_GAMMA) if MIN_VALUE <= value <= MAX_VALUE else sketch_bin(value)
+        counts[index] = get(index, 0) + 1
     return counts
 
 
