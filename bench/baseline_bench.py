@@ -4,6 +4,7 @@ thousand stored web-vital samples: before (exact nearest-rank quantiles read wit
 after (the hourly sketches kept in memory per window, `AggregateStore.url_stats`).
 
     python bench/baseline_bench.py [--small 10000] [--large 210000] [--batch 100] [--flushes 12]
+                                   [--largest 1000000]
 
 Each size gets a fresh DuckDB file filled with that many samples (synthetic per-URL deltas over
 the 7-day window, on the URLs of the simulator's sessions, lognormal web vitals), then the same
@@ -151,7 +152,8 @@ def run_flushes(store: AggregateStore, reader, sessions: list[dict[str, Any]], b
     return spent * per_session, reading * per_session
 
 
-def measure(samples: int, sessions: list[dict[str, Any]], batch: int, flushes: int) -> dict[str, float]:
+def measure(samples: int, sessions: list[dict[str, Any]], batch: int, flushes: int,
+            with_before: bool = True) -> dict[str, float]:
     normalizer = UrlNormalizer()
     urls = sorted({normalizer.normalize(p["url"]) for s in sessions for p in s.get("pages") or () if p.get("url")})
     end_hour = max(int(s["started_at"]) for s in sessions) // HOUR_MS * HOUR_MS
@@ -163,7 +165,7 @@ def measure(samples: int, sessions: list[dict[str, Any]], batch: int, flushes: i
         t = time.process_time()
         store.url_stats(urls + [SITE_URL], end_hour)  # the window's one load into memory
         out["load_ms"] = (time.process_time() - t) * 1e3
-        readers = {"before": exact_reader(store), "after": store.url_stats}
+        readers = {"before": exact_reader(store), "after": store.url_stats} if with_before else {"after": store.url_stats}
         for name, reader in readers.items():
             runs = [run_flushes(store, reader, sessions, batch, flushes, normalizer, urls, end_hour)
                     for _ in range(REPEATS)]
@@ -181,6 +183,8 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=210_000)
     parser.add_argument("--batch", type=int, default=100, help="closed sessions per flush")
     parser.add_argument("--flushes", type=int, default=12)
+    parser.add_argument("--largest", type=int, default=0,
+                        help="also this many samples, the sketch reader only (the exact one takes seconds a read)")
     args = parser.parse_args()
     base = closed_sessions(args.batch * 4)
     sessions = shifted(base, now_ms() - now_ms() % HOUR_MS)
@@ -191,6 +195,11 @@ def main() -> None:
               f"{r['before_read']:7.1f}, after (sketches in memory) {r['after_read']:5.1f}, ratio "
               f"{r['before_read'] / r['after_read']:6.1f}x | whole comparison: before {r['before']:6.1f}, after "
               f"{r['after']:6.1f} | window load {r['load_ms']:.1f} ms once")
+    if args.largest:
+        r = measure(args.largest, sessions, args.batch, args.flushes, with_before=False)
+        print(f"{int(r['stored']):>8,} samples stored: baseline read after {r['after_read']:5.1f} "
+              f"(flatness from {args.small:,}: {results[args.small]['after_read'] / r['after_read']:.2f}) | whole "
+              f"comparison after {r['after']:6.1f} | window load {r['load_ms']:.1f} ms once")
     small, large = results[args.small], results[args.large]
     print(f"flatness of the read from {args.small:,} to {args.large:,} samples (1.0 = flat): "
           f"after {small['after_read'] / large['after_read']:.2f}, before {small['before_read'] / large['before_read']:.2f}")
