@@ -65,16 +65,19 @@ def rank_of(q: float, n: int) -> int:
 
 class VitalSketch:
     """Counts per bin of one metric's samples (for one URL and hour, or a whole window): zeros
-    apart, then a dense list of counts from bin `offset` on, so a quantile is one running sum
-    (itertools.accumulate) and a bisection, not a walk over the bins in Python."""
+    apart, then a dense list of counts from bin `offset` on. The first quantile is one running
+    sum (itertools.accumulate) and a bisection; after that each quantile's bin is remembered with
+    the count below it (`marks`, kept current by `add_bins`), and found again by stepping from
+    there: a few steps when a few samples came, whatever the number of bins."""
 
-    __slots__ = ("zeros", "offset", "dense", "n")
+    __slots__ = ("zeros", "offset", "dense", "n", "marks")
 
     def __init__(self, counts: Optional[dict[int, int]] = None) -> None:
         self.zeros = 0
         self.offset = 0
         self.dense: list[int] = []
         self.n = 0
+        self.marks: dict[float, list[int]] = {}  # q -> [its last bin, count of the bins below it]
         if counts:
             self.add_bins(counts)
 
@@ -105,6 +108,8 @@ class VitalSketch:
             count = sign * counts[index]
             dense[index - offset] += count
             self.n += count
+        for mark in self.marks.values():
+            mark[1] += sign * sum(counts[index] for index in positive if index < mark[0])
 
     def add_values(self, values: Iterable[float]) -> None:
         self.add_bins(bins_of(values))
@@ -127,10 +132,29 @@ class VitalSketch:
             if rank <= self.zeros:
                 found.append(ZERO_BIN)
                 continue
-            if running is None:
-                running = list(accumulate(self.dense))
-            found.append(self.offset + bisect_left(running, rank - self.zeros))
+            target = rank - self.zeros  # its rank among the positive samples
+            mark = self.marks.get(q)
+            if mark is None:
+                if running is None:
+                    running = list(accumulate(self.dense))
+                position = bisect_left(running, target)
+                mark = self.marks[q] = [self.offset + position, running[position - 1] if position else 0]
+            else:
+                self._step(mark, target)
+            found.append(mark[0])
         return found
+
+    def _step(self, mark: list[int], target: int) -> None:
+        """Moves a mark to the first bin whose running count reaches `target`."""
+        index, below = mark
+        dense, offset = self.dense, self.offset
+        while below >= target:  # the target sample lies in an earlier bin
+            index -= 1
+            below -= dense[index - offset]
+        while below + dense[index - offset] < target:  # ... or in a later one
+            below += dense[index - offset]
+            index += 1
+        mark[0], mark[1] = index, below
 
     def quantile(self, q: float) -> Optional[float]:
         return bin_value(self.quantile_bins((q,))[0]) if self.n > 0 else None

@@ -331,3 +331,24 @@ def test_a_delta_record_round_trip_feeds_the_same_sketch(tmp_path):
         vitals = store.url_stats([f"{SITE}/x"], T0)[f"{SITE}/x"].vitals
     assert vitals["cls"] == VitalStats(1, 0.0, 0.0)
     assert vitals["lcp"].p75 == bin_value(sketch_bin(1830.5)) and within(vitals["lcp"].p75, 1830.5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(vital_values, min_size=1, max_size=40), min_size=1, max_size=12))
+def test_quantiles_stay_exact_to_the_bin_as_samples_keep_coming(batches):
+    """The remembered quantile bins (stepped from, after each add) give what a fresh sketch of
+    all the samples gives, and stay within the relative accuracy of the exact quantiles."""
+    running, seen = VitalSketch(), []
+    for batch in batches:
+        running.add_values(batch)
+        seen += batch
+        fresh = VitalSketch.of(seen)
+        assert running.quantile_bins(QS) == fresh.quantile_bins(QS)
+        ordered = sorted(seen)
+        for q in QS:
+            assert within(running.quantile(q), quantile(ordered, q))
+    taken_back = batches[-1]
+    running.add_bins(VitalSketch.of(taken_back).counts, sign=-1)
+    rest = seen[:len(seen) - len(taken_back)]
+    if rest:
+        assert running.quantile_bins(QS) == VitalSketch.of(rest).quantile_bins(QS)
