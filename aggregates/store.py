@@ -26,6 +26,7 @@ from replaylens.aggregates.sketch import GAMMA, QUANTILES, ZERO_BIN, bins_of
 
 # 2: hourly web-vital sketches (`vital_sketches`); a file of schema 1 gets them from its samples.
 SCHEMA_VERSION = "2"
+_SCHEMA_WITHOUT_SKETCHES = "1"
 TABLES = ("url_hourly", "vital_samples", "vital_sketches", "applied_deltas", "meta")
 VIEWS = ("url_stats", "site_stats")
 EXPORTABLE = ("url_hourly", "vital_samples", "vital_sketches", "url_stats", "site_stats", "applied_deltas")
@@ -207,7 +208,7 @@ class AggregateStore:
             try:
                 self._con.execute(_SCHEMA)
                 version = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if version is not None and version[0] == "1":
+                if version is not None and version[0] == _SCHEMA_WITHOUT_SKETCHES:
                     self._sketch_samples()
                 elif version is not None and version[0] != SCHEMA_VERSION:
                     raise RuntimeError(
