@@ -1,10 +1,12 @@
 """Aggregate arithmetic: rates, quantiles, rolling windows, and the pure recompute oracle.
 
 Quantiles are NEAREST-RANK: the q-quantile of n sorted values is the value of rank
-ceil(q * n) (1-based), always an observed value. This is exactly DuckDB's `quantile_disc`,
-so the store (SQL) and the pure recompute agree bit for bit. (`quantile_cont` interpolates,
-and DuckDB's interpolation rounds differently depending on how the wheel was compiled, so
-it cannot be matched exactly.) The median of an even count is the lower middle value.
+ceil(q * n) (1-based), always an observed value: exactly DuckDB's `quantile_disc`. The median
+of an even count is the lower middle value. A baseline's web-vital quantiles (`UrlStats.vitals`)
+come from a sketch of the samples (aggregates/sketch.py): the bin of that same nearest-rank
+sample, read back within 1% of it; the store (SQL and memory) and the pure recompute build the
+same sketches, so they agree bit for bit. `quantile` here is the exact one (the batch's own
+samples, tests).
 
 Rates: bounce rate = bounces / entries, exit rate = exits / pageviews, average time on page
 = time_on_page_ms / time_on_page_count, errors per session = errors / visits, frustration
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
 from replaylens.aggregates.deltas import COUNTERS, HOUR_MS, SITE_URL, VITALS, hour_bucket, merge_deltas, session_deltas
+from replaylens.aggregates.sketch import QUANTILES, VitalSketch, bin_value
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.sessions import window_id_of
 
@@ -70,6 +73,14 @@ class VitalStats:
         if not ordered:
             return None
         return cls(len(ordered), quantile(ordered, 0.75), quantile(ordered, 0.5))
+
+    @classmethod
+    def of_sketch(cls, sketch: VitalSketch) -> Optional["VitalStats"]:
+        """p75 and median of a sketch (within its relative accuracy of the exact ones)."""
+        if not sketch.n:
+            return None
+        p75_bin, median_bin = sketch.quantile_bins(QUANTILES)
+        return cls(sketch.n, bin_value(p75_bin), bin_value(median_bin))
 
 
 @dataclass
@@ -129,9 +140,10 @@ class UrlStats:
 
 
 def stats_from_totals(url: str, counters: dict[str, int], samples: dict[str, list[float]]) -> UrlStats:
+    """A URL's baseline from its totals and raw samples, vitals through the sketch (as the store)."""
     stats = UrlStats(url, **{name: int(counters.get(name, 0)) for name in COUNTERS})
     for metric in VITALS:
-        vital = VitalStats.of(samples.get(metric) or ())
+        vital = VitalStats.of_sketch(VitalSketch.of(samples.get(metric) or ()))
         if vital is not None:
             stats.vitals[metric] = vital
     return stats

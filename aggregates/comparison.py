@@ -9,16 +9,19 @@ Decisions:
   compares a batch of closed sessions in the order they started: each one against the store
   (read before the batch's own deltas are applied) plus the sessions of the batch that started
   before it, so the first sessions of a run build the baseline of the later ones.
-  Counters add up exactly; a web vital's p75 from the store is a summary (the samples stay in
-  DuckDB), so a vital takes the store's p75 when the store alone has `min_sessions` samples,
-  else the p75 of the larger of the two samples (store or earlier sessions of the batch).
+  Counters add up exactly; a web vital's p75 from the store comes from its sketch (within 1% of
+  the exact nearest-rank p75, aggregates/sketch.py), so a vital takes the store's p75 when the
+  store alone has `min_sessions` samples, else the p75 of the larger of the two samples (store,
+  or the exact p75 of the batch's earlier sessions).
   A redelivered session may be in its own baseline (one sample among at least `min_sessions`,
   so it hardly moves the figures).
 - A page is compared only when its baseline has `visits >= min_sessions`; a web vital also
   needs `>= min_sessions` samples of that metric. Below that, nothing is claimed.
 - Per page visited (normalized URL, in order of first visit):
   * each web vital the session measured there (its worst value over the page's views)
-    vs the page's p75; worse when above the p75;
+    vs the page's p75; worse when above the p75 by more than the sketch's resolution (the value
+    lies in a higher sketch bin than the p75), so "worse" is true of the exact p75 too, never an
+    artefact of the 1% approximation (a value within a bin of the p75 is not called worse);
   * JS and API errors when the session had any there, vs errors per session on that page
     (the mean); worse when above the mean;
   * frustration signals there vs the share of sessions with frustration on the page;
@@ -38,6 +41,7 @@ from typing import Any, Callable, Container, Optional, Sequence
 
 from replaylens.aggregates.arithmetic import UrlStats, VitalStats, quantile, window_start
 from replaylens.aggregates.deltas import COUNTERS, VITALS, UrlDelta, hour_bucket, session_deltas
+from replaylens.aggregates.sketch import sketch_bin
 from replaylens.aggregates.urls import UrlNormalizer, display_path
 from replaylens.config.wording import plural as _plural
 from replaylens.config.wording import short_duration as format_duration
@@ -77,6 +81,12 @@ def _comparison(url: str, metric: str, session_value: float, baseline_value: flo
             "worse": bool(worse), "text": text}
 
 
+def vital_worse(value: float, p75: float) -> bool:
+    """Slower than the p75 by more than the sketch's resolution: in a higher bin (every value of
+    a higher bin exceeds every value of the p75's bin, the exact p75 among them)."""
+    return value > p75 and sketch_bin(value) > sketch_bin(p75)
+
+
 def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: UrlStats,
                        min_sessions: int) -> list[dict[str, Any]]:
     found = []
@@ -88,7 +98,7 @@ def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: Ur
             continue
         value, p75 = values[metric], vital.p75
         found.append(_comparison(
-            url, metric, value, p75, "p75", vital.samples, value > p75,
+            url, metric, value, p75, "p75", vital.samples, vital_worse(value, p75),
             f"{VITAL_LABELS[metric]} {format_vital(metric, value)} vs p75 {format_vital(metric, p75)} on {where}"))
     return found
 

@@ -6,6 +6,10 @@ file converges to the same figures whatever the order or redelivery.
 
 A batch of deltas is applied in one transaction with a handful of set-based statements
 (lists bound as parameters and `unnest`ed), never a round trip per row.
+
+Baselines (`url_stats`) are read from memory (aggregates/baselines.py): each URL's window is
+loaded once from the hourly rows and hourly web-vital sketches, then kept current by `apply`,
+so a read costs the same whatever the number of samples stored.
 """
 from __future__ import annotations
 
@@ -15,14 +19,18 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import duckdb
 
-from replaylens.aggregates.arithmetic import UrlStats, VitalStats, window_start
+from replaylens.aggregates.arithmetic import UrlStats, window_start
+from replaylens.aggregates.baselines import BaselineWindows, Rows, Totals
 from replaylens.aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, merge_rows
+from replaylens.aggregates.sketch import GAMMA, QUANTILES, ZERO_BIN, bins_of
 
-SCHEMA_VERSION = "1"
-TABLES = ("url_hourly", "vital_samples", "applied_deltas", "meta")
+# 2: hourly web-vital sketches (`vital_sketches`); a file of schema 1 gets them from its samples.
+SCHEMA_VERSION = "2"
+_SCHEMA_WITHOUT_SKETCHES = "1"
+TABLES = ("url_hourly", "vital_samples", "vital_sketches", "applied_deltas", "meta")
 VIEWS = ("url_stats", "site_stats")
-EXPORTABLE = ("url_hourly", "vital_samples", "url_stats", "site_stats", "applied_deltas")
-DEFAULT_EXPORT = ("url_hourly", "vital_samples", "url_stats", "site_stats")
+EXPORTABLE = ("url_hourly", "vital_samples", "vital_sketches", "url_stats", "site_stats", "applied_deltas")
+DEFAULT_EXPORT = ("url_hourly", "vital_samples", "vital_sketches", "url_stats", "site_stats")
 _HOUR = 3_600_000
 
 _COUNTER_COLUMNS = ",\n    ".join(f"{name} BIGINT NOT NULL DEFAULT 0" for name in COUNTERS)
@@ -40,6 +48,13 @@ CREATE TABLE IF NOT EXISTS vital_samples (
     metric VARCHAR NOT NULL,
     value DOUBLE NOT NULL
 );
+CREATE TABLE IF NOT EXISTS vital_sketches (
+    bucket TIMESTAMP NOT NULL,
+    url VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    bin INTEGER NOT NULL,
+    count BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS applied_deltas (
     delta_id VARCHAR PRIMARY KEY,
     bucket TIMESTAMP NOT NULL
@@ -49,18 +64,23 @@ CREATE TABLE IF NOT EXISTS applied_deltas (
 
 def _stats_macro(window_days: int) -> str:
     sums = ",\n        ".join(f"sum({name})::BIGINT AS {name}" for name in COUNTERS)
-    # Each (url, metric) group's quantiles from one state (both in one list), then one row per
-    # url: half the time of a filtered quantile per metric and figure over every url's rows.
+    # Per (url, metric): the window's bins summed, a running count in bin order, and the first
+    # bin whose running count reaches each nearest rank ceil(q * n); then one row per url.
     vitals = ",\n        ".join(
         f"max(samples) FILTER (WHERE metric = '{m}') AS {m}_samples,\n"
-        f"        max(q[1]) FILTER (WHERE metric = '{m}') AS {m}_p75,\n"
-        f"        max(q[2]) FILTER (WHERE metric = '{m}') AS {m}_median"
+        f"        sketch_value(max(p75_bin) FILTER (WHERE metric = '{m}')) AS {m}_p75,\n"
+        f"        sketch_value(max(median_bin) FILTER (WHERE metric = '{m}')) AS {m}_median"
         for m in VITALS
     )
+    first_bin = " ,\n            ".join(
+        f"min(bin) FILTER (WHERE upto >= greatest(ceil({q} * total), 1)) AS {name}_bin"
+        for q, name in zip(QUANTILES, ("p75", "median")))
     vital_columns = ", ".join(f"coalesce(v.{m}_samples, 0) AS {m}_samples, v.{m}_p75, v.{m}_median" for m in VITALS)
     start = f"epoch_ms(now_ms - now_ms % {_HOUR} - (window_days * 24 - 1) * {_HOUR})"
     in_window = f"bucket BETWEEN {start} AND epoch_ms(now_ms - now_ms % {_HOUR})"
     return f"""
+CREATE OR REPLACE MACRO sketch_value(b) AS
+    CASE WHEN b = {ZERO_BIN} THEN 0.0 ELSE 2.0 * pow({GAMMA!r}, b) / ({GAMMA!r} + 1.0) END;
 CREATE OR REPLACE MACRO url_stats_at(now_ms, window_days := {int(window_days)}) AS TABLE
 WITH counters AS (
     SELECT url,
@@ -70,8 +90,15 @@ WITH counters AS (
     SELECT url,
         {vitals}
     FROM (
-        SELECT url, metric, count(*) AS samples, quantile_disc(value, [0.75, 0.5]) AS q
-        FROM vital_samples WHERE {in_window} GROUP BY url, metric
+        SELECT url, metric, max(total)::BIGINT AS samples,
+            {first_bin}
+        FROM (
+            SELECT url, metric, bin,
+                sum(n) OVER (PARTITION BY url, metric ORDER BY bin ROWS UNBOUNDED PRECEDING) AS upto,
+                sum(n) OVER (PARTITION BY url, metric) AS total
+            FROM (SELECT url, metric, bin, sum(count) AS n FROM vital_sketches WHERE {in_window}
+                  GROUP BY url, metric, bin)
+        ) GROUP BY url, metric
     ) GROUP BY url
 )
 SELECT c.url,
@@ -127,9 +154,12 @@ class AggregateStore:
         read_only: bool = False,
         confined: bool = False,
         allowed_directories: Sequence[Union[str, Path]] = (),
+        keep_vital_samples: bool = True,
     ) -> None:
         """`confined` (for the command line's `sql` and `export`): read-only, no access to any
-        file but this one and `allowed_directories`, no extensions, configuration locked."""
+        file but this one and `allowed_directories`, no extensions, configuration locked.
+        `keep_vital_samples`: also store every raw web-vital sample (`vital_samples`, for
+        analytics); baselines never read them."""
         if window_days < 1:
             raise ValueError("window_days must be at least 1")
         if retention_days < window_days:
@@ -138,7 +168,9 @@ class AggregateStore:
         self.window_days = window_days
         self.retention_days = retention_days
         self.read_only = read_only
+        self.keep_vital_samples = keep_vital_samples
         self._lock = threading.Lock()
+        self.baselines = BaselineWindows(window_days, self._load_totals)
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no aggregates database at {self.path}")
         if not read_only:
@@ -166,6 +198,7 @@ class AggregateStore:
             window_days=settings.aggregate_window_days,
             retention_days=settings.aggregate_retention_days,
             read_only=read_only,
+            keep_vital_samples=settings.aggregate_keep_vital_samples,
         )
 
     # -- schema -------------------------------------------------------------------------
@@ -175,7 +208,9 @@ class AggregateStore:
             try:
                 self._con.execute(_SCHEMA)
                 version = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if version is not None and version[0] != SCHEMA_VERSION:
+                if version is not None and version[0] == _SCHEMA_WITHOUT_SKETCHES:
+                    self._sketch_samples()
+                elif version is not None and version[0] != SCHEMA_VERSION:
                     raise RuntimeError(
                         f"{self.path} has aggregates schema {version[0]}, this code writes {SCHEMA_VERSION}"
                     )
@@ -188,6 +223,17 @@ class AggregateStore:
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
+
+    def _sketch_samples(self) -> None:
+        """Schema 1 -> 2: the hourly sketches of the samples a file of schema 1 holds."""
+        hours = self._con.execute("SELECT DISTINCT epoch_ms(bucket) FROM vital_samples ORDER BY 1").fetchall()
+        for (hour,) in hours:  # an hour's samples at a time: memory stays bounded
+            rows: Rows = {}
+            for url, metric, values in self._con.execute(
+                    "SELECT url, metric, list(value) FROM vital_samples WHERE bucket = epoch_ms(?) GROUP BY ALL",
+                    [hour]).fetchall():
+                rows.setdefault((hour, url), ((), {}))[1][metric] = bins_of(values)
+            self._insert_sketches(rows)
 
     def _meta(self, key: str) -> Optional[str]:
         with self._lock:
@@ -222,15 +268,18 @@ class AggregateStore:
                     [list(unique), [d.bucket for d in unique.values()]],
                 ).fetchall()
                 fresh = [unique[row[0]] for row in inserted]
+                rows: Rows = {}
                 if fresh:
-                    self._add(merge_rows(fresh))
+                    rows = self._add(merge_rows(fresh))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            self.baselines.add(rows)  # committed: the baselines in memory count them too
         return len(fresh)
 
-    def _add(self, merged: dict[tuple[int, str], tuple[list[int], dict[str, list[float]]]]) -> None:
+    def _add(self, merged: dict[tuple[int, str], tuple[list[int], dict[str, list[float]]]]) -> Rows:
+        """Writes merged rows; returns them with their samples as sketch bins (for the baselines)."""
         keys = list(merged)
         columns_of_counters = list(zip(*(counters for counters, _ in merged.values())))
         columns = ", ".join(COUNTERS)
@@ -252,12 +301,38 @@ class AggregateStore:
                     urls.append(url)
                     metrics.append(metric)
                     values.append(samples)
-        if values:
+        if values and self.keep_vital_samples:
             self._con.execute(
                 "INSERT INTO vital_samples SELECT epoch_ms(g.bucket), g.url, g.metric, unnest(g.samples) FROM "
                 "(SELECT unnest(?::BIGINT[]) AS bucket, unnest(?::VARCHAR[]) AS url, "
                 "unnest(?::VARCHAR[]) AS metric, unnest(?::DOUBLE[][]) AS samples) AS g",
                 [buckets, urls, metrics, values],
+            )
+        rows: Rows = {key: (counters, {m: bins_of(v) for m, v in vitals.items() if v})
+                      for key, (counters, vitals) in merged.items()}
+        self._insert_sketches(rows)
+        return rows
+
+    def _insert_sketches(self, rows: Rows) -> None:
+        """Appends rows' bins to `vital_sketches` (one statement). Appended, not upserted: an
+        upsert on (bucket, url, metric, bin) cost DuckDB ~10x the append; readers sum the counts
+        of a bin's rows and `prune` compacts them to one row per bin."""
+        # Bound grouped, lists of bins and counts per (bucket, url, metric), as the samples are:
+        # a value per row would cost DuckDB a conversion each (~10x the time).
+        buckets, urls, metrics, bins, counts = [], [], [], [], []
+        for (bucket, url), (_, vitals) in rows.items():
+            for metric, per_bin in vitals.items():
+                buckets.append(bucket)
+                urls.append(url)
+                metrics.append(metric)
+                bins.append(list(per_bin))
+                counts.append(list(per_bin.values()))
+        if bins:
+            self._con.execute(
+                "INSERT INTO vital_sketches SELECT epoch_ms(g.bucket), g.url, g.metric, unnest(g.bins), unnest(g.counts) "
+                "FROM (SELECT unnest(?::BIGINT[]) AS bucket, unnest(?::VARCHAR[]) AS url, unnest(?::VARCHAR[]) AS metric, "
+                "unnest(?::INTEGER[][]) AS bins, unnest(?::BIGINT[][]) AS counts) AS g",
+                [buckets, urls, metrics, bins, counts],
             )
 
     def prune(self, now_ms: int) -> dict[str, int]:
@@ -268,44 +343,62 @@ class AggregateStore:
             con = self._con
             con.execute("BEGIN")
             try:
-                for table in ("url_hourly", "vital_samples", "applied_deltas"):
+                for table in ("url_hourly", "vital_samples", "vital_sketches", "applied_deltas"):
                     row = con.execute(f"DELETE FROM {table} WHERE bucket < epoch_ms(?)", [cutoff]).fetchone()
                     deleted[table] = int(row[0]) if row else 0
+                self._compact_sketches()
                 cutoff = max(cutoff, self._pruned_before)
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_before', ?)", [str(cutoff)])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            if any(deleted.values()):
+                self.baselines.clear()  # windows loaded before may hold deleted hours
         self._pruned_before = cutoff
         return deleted
 
+    def _compact_sketches(self) -> None:
+        """One row per (bucket, url, metric, bin) again (applies append rows; see _insert_sketches)."""
+        self._con.execute("CREATE TEMP TABLE compacted AS SELECT bucket, url, metric, bin, sum(count)::BIGINT AS count "
+                          "FROM vital_sketches GROUP BY ALL")
+        self._con.execute("DELETE FROM vital_sketches")
+        self._con.execute("INSERT INTO vital_sketches SELECT * FROM compacted ORDER BY bucket, url, metric, bin")
+        self._con.execute("DROP TABLE compacted")
+
     # -- reading ------------------------------------------------------------------------
     def url_stats(self, urls: Optional[Sequence[str]], now_ms: int) -> dict[str, UrlStats]:
-        """Rolling-window stats (window ending at now_ms) of these URLs, or all when None.
+        """Rolling-window stats (window ending at now_ms) of these URLs, or all when None: the
+        baselines comparisons read, from memory (the same figures as the `url_stats_at` macro).
 
-        Include `*` in urls for the site-wide figures. URLs without data are absent.
+        Include `*` in urls for the site-wide figures. URLs without data are absent. The
+        UrlStats returned are shared with later reads: read them, never change them.
         """
-        sql = "SELECT * FROM url_stats_at(?, window_days := ?)"
-        params: list[Any] = [now_ms, self.window_days]
+        if urls is not None and not urls:
+            return {}
+        with self._lock:
+            return self.baselines.read(urls, now_ms)
+
+    def _load_totals(self, urls: Optional[Sequence[str]], first_bucket: int, last_bucket: int) -> dict[str, Totals]:
+        """Each URL's hourly rows summed over [first_bucket, last_bucket] (called under the lock,
+        by `baselines`): counters from `url_hourly`, bin counts from `vital_sketches`."""
+        where = "bucket BETWEEN epoch_ms(?) AND epoch_ms(?)"
+        params: list[Any] = [first_bucket, last_bucket]
         if urls is not None:
-            if not urls:
-                return {}
-            sql += " WHERE url IN (SELECT unnest(?::VARCHAR[]))"
+            where += " AND url IN (SELECT unnest(?::VARCHAR[]))"
             params.append(list(urls))
-        columns, rows = self.query(sql, params)
-        index = {name: i for i, name in enumerate(columns)}
-        result: dict[str, UrlStats] = {}
-        for row in rows:
-            stats = UrlStats(row[index["url"]], **{name: int(row[index[name]]) for name in COUNTERS})
-            for metric in VITALS:
-                samples = row[index[f"{metric}_samples"]]
-                if samples:
-                    stats.vitals[metric] = VitalStats(
-                        int(samples), row[index[f"{metric}_p75"]], row[index[f"{metric}_median"]]
-                    )
-            result[stats.url] = stats
-        return result
+        sums = ", ".join(f"sum({name})::BIGINT" for name in COUNTERS)
+        totals: dict[str, Totals] = {}
+        for url, *counters in self._con.execute(
+                f"SELECT url, {sums} FROM url_hourly WHERE {where} GROUP BY url", params).fetchall():
+            totals[url] = (counters, {})
+        for url, metric, bins, counts in self._con.execute(
+                f"SELECT url, metric, list(bin), list(n) FROM (SELECT url, metric, bin, sum(count)::BIGINT AS n "
+                f"FROM vital_sketches WHERE {where} GROUP BY url, metric, bin) GROUP BY url, metric",
+                params).fetchall():
+            if url in totals:
+                totals[url][1][metric] = dict(zip(bins, counts))
+        return totals
 
     def query(self, sql: str, params: Optional[Sequence[Any]] = None) -> tuple[list[str], list[tuple]]:
         """Runs one SQL statement; returns (column names, rows)."""

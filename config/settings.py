@@ -221,6 +221,12 @@ class Settings(BaseSettings):
     rekey_hold_timeout_ms: int = Field(default=30_000, gt=0, description="Safety valve of the re-key hold: sessions wait for their events on their way through the re-key topic (and a newly assigned partition for the re-key backlog it had at assignment) until the worker has read that far; a wait is dropped only when its re-key partition has not been read any further for this long while reading is healthy")
     retention_interval_s: float = Field(default=3_600.0, gt=0, description="How often old hourly aggregate buckets are pruned")
 
+    # --- Baselines (issue 12, baselines): what the aggregates file keeps besides the sketches ----
+    aggregate_keep_vital_samples: bool = Field(default=True, description=(
+        "Also store every raw web-vital sample (`vital_samples`, for analytics: exact quantiles, "
+        "other percentiles); comparisons read only the hourly sketches (`vital_sketches`), so false "
+        "saves the write and the disk"))
+
 
     @property
     def roles(self) -> set[str]:

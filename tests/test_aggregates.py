@@ -18,6 +18,7 @@ from replaylens.aggregates.comparison import compare_session, format_duration, s
 from replaylens.aggregates.deltas import (COUNTERS, HOUR_MS, SITE_URL, UrlDelta, decode_delta_record,
                                           encode_delta_records, hour_bucket, session_deltas)
 from replaylens.aggregates.store import AggregateStore
+from replaylens.aggregates.sketch import RELATIVE_ACCURACY, bin_value, sketch_bin
 from replaylens.aggregates.urls import UrlNormalizer
 from replaylens.schemas.sessions import ClosedSession
 
@@ -25,6 +26,14 @@ DAY_MS = 24 * HOUR_MS
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS  # an hour start
 SITE = "https://shop.example"
 NORM = UrlNormalizer()
+
+
+def sketched(samples, p75, median):
+    """The VitalStats a baseline gives when the exact nearest-rank p75 and median are these: the
+    values of their sketch bins, each within RELATIVE_ACCURACY of the exact one."""
+    stats = VitalStats(samples, bin_value(sketch_bin(p75)), bin_value(sketch_bin(median)))
+    assert abs(stats.p75 - p75) <= RELATIVE_ACCURACY * p75 and abs(stats.median - median) <= RELATIVE_ACCURACY * median
+    return stats
 
 
 def make_session(sid, pages, start=T0, events=(), signals=(), close_reason="inactivity", previous=None):
@@ -119,9 +128,9 @@ def test_crafted_sessions_exact_figures():
     assert (home.visits, home.pageviews, home.entries, home.exits, home.bounces) == (3, 3, 3, 1, 1)
     assert home.bounce_rate == 1 / 3 and home.exit_rate == 1 / 3
     assert home.avg_time_on_page_ms == (10_000 + 4_000 + 6_000) / 3
-    assert home.vitals["lcp"] == VitalStats(samples=3, p75=2500.0, median=1200.0)  # sorted 900, 1200, 2500
-    assert home.vitals["cls"] == VitalStats(samples=2, p75=0.3, median=0.1)
-    assert home.vitals["ttfb"] == VitalStats(samples=1, p75=100.0, median=100.0)
+    assert home.vitals["lcp"] == sketched(samples=3, p75=2500.0, median=1200.0)  # sorted 900, 1200, 2500
+    assert home.vitals["cls"] == sketched(samples=2, p75=0.3, median=0.1)
+    assert home.vitals["ttfb"] == sketched(samples=1, p75=100.0, median=100.0)
 
     assert (product.visits, product.pageviews, product.entries, product.exits, product.bounces) == (3, 3, 1, 1, 0)
     assert product.bounce_rate == 0.0 and product.exit_rate == 1 / 3
@@ -326,7 +335,7 @@ def test_rolling_window_and_retention(tmp_path):
     assert window_start(now, 7) == hour_bucket(now) - (7 * 24 - 1) * HOUR_MS
 
     deleted = store.prune(now)
-    assert deleted == {"url_hourly": 2, "vital_samples": 0, "applied_deltas": 2}
+    assert deleted == {"url_hourly": 2, "vital_samples": 0, "vital_sketches": 0, "applied_deltas": 2}
     assert store.query("SELECT count(*) FROM url_hourly")[1] == [(3,)]
     assert store.apply(old_deltas) == 0  # a late redelivery of a pruned hour is not counted again
     store.close()
@@ -346,14 +355,16 @@ def test_views_and_parquet_export(tmp_path):
         columns, rows = store.query("SELECT * FROM url_stats ORDER BY url")
         by_url = {row[columns.index("url")]: dict(zip(columns, row)) for row in rows}
         home = by_url[f"{SITE}/"]
-        assert home["bounce_rate"] == 1 / 3 and home["lcp_p75"] == 2500.0 and home["lcp_median"] == 1200.0
+        lcp = sketched(3, 2500.0, 1200.0)
+        assert home["bounce_rate"] == 1 / 3 and home["lcp_p75"] == lcp.p75 and home["lcp_median"] == lcp.median
         assert home["lcp_samples"] == 3 and home["inp_samples"] == 0 and home["inp_p75"] is None
         assert SITE_URL not in by_url
         site_columns, site_rows = store.query("SELECT url, visits, bounce_rate FROM site_stats")
         assert site_rows == [(SITE_URL, 4, 0.25)]
 
         paths = store.export_parquet(tmp_path / "export")
-        assert sorted(p.name for p in paths) == ["site_stats.parquet", "url_hourly.parquet", "url_stats.parquet", "vital_samples.parquet"]
+        assert sorted(p.name for p in paths) == ["site_stats.parquet", "url_hourly.parquet", "url_stats.parquet",
+                                                 "vital_samples.parquet", "vital_sketches.parquet"]
         with pytest.raises(ValueError, match="cannot export"):
             store.export_parquet(tmp_path / "export", ["meta; DROP TABLE url_hourly"])
     con = duckdb.connect()
@@ -403,11 +414,12 @@ def slow_session():
 def test_comparison_texts():
     stats = recompute(baseline_sessions(), NORM, T0 + 3 * HOUR_MS, 7)
     checkout = stats[f"{SITE}/checkout"]
-    assert checkout.vitals["lcp"].p75 == 1700.0 and checkout.exit_rate == 5 / 20
+    p75 = sketched(20, 1700.0, 1400.0).p75  # exact: 1700 ms, the sketch's bin: 1,686 ms
+    assert checkout.vitals["lcp"].p75 == p75 and checkout.exit_rate == 5 / 20
     comparisons = compare_session(slow_session(), stats, NORM, min_sessions=20)
     texts = {c.metric: c for c in comparisons}
     assert texts["lcp"].text == "LCP 4.1 s vs p75 1.7 s on /checkout"
-    assert (texts["lcp"].session_value, texts["lcp"].baseline_value, texts["lcp"].worse) == (4100.0, 1700.0, True)
+    assert (texts["lcp"].session_value, texts["lcp"].baseline_value, texts["lcp"].worse) == (4100.0, p75, True)
     assert texts["lcp"].sample_size == 20 and texts["lcp"].baseline == "p75"
     assert texts["api_errors"].text == "3 API errors on /checkout where the average session sees 0.1"
     assert texts["api_errors"].worse and texts["api_errors"].baseline_value == 0.1
