@@ -33,6 +33,10 @@ MAX_KNOWN_ERRORS = 5_000         # distinct error keys remembered per URL (the s
 
 BaselineSource = Callable[[str, str, int], Optional[Baseline]]
 LinkMaker = Callable[[str, int], str]
+# A baseline source may also offer `deferred(url, signal, at_ms)`: its reads that depend on when
+# they happen (the aggregates store, which fills as sessions close) done now, the rest returned
+# as a function. Most windows are far below any threshold and never need the baseline itself.
+DeferredBaseline = Callable[[], Optional[Baseline]]
 
 
 def _no_baseline(url: str, signal: str, at_ms: int) -> Optional[Baseline]:
@@ -58,7 +62,7 @@ class Track:
     cooldown_until: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"over": self.over, "history": self.history, "open": self.open,
+        return {"over": list(self.over), "history": list(self.history), "open": self.open,
                 "clear_streak": self.clear_streak, "cooldown_until": self.cooldown_until}
 
     @classmethod
@@ -125,6 +129,7 @@ class AlertEngine:
                  link: LinkMaker = _plain_link) -> None:
         self.rules = rules
         self.baselines = baselines
+        self._deferred: Optional[Callable[[str, str, int], DeferredBaseline]] = getattr(baselines, "deferred", None)
         self.link = link
         self.states: dict[str, UrlState] = {}
         self.evaluated_until: Optional[int] = None
@@ -263,20 +268,35 @@ class AlertEngine:
         return union
 
     def _baseline(self, url: str, signal: str, track: Track, t: int) -> Optional[Baseline]:
-        return self.baselines(url, signal, t) or history_baseline(track.history, self.rules.min_history_windows)
+        return self._baseline_later(url, signal, track, t)()
+
+    def _baseline_later(self, url: str, signal: str, track: Track, t: int) -> DeferredBaseline:
+        """The baseline of this step, as a function: the source's time-dependent reads happen
+        now (so the figures are those of this step whether or not the baseline is needed), the
+        arithmetic only when called. The history it reads is this step's until the step ends."""
+        min_windows = self.rules.min_history_windows
+        if self._deferred is not None:
+            source = self._deferred(url, signal, t)
+            return lambda: source() or history_baseline(track.history, min_windows)
+        return lambda: self.baselines(url, signal, t) or history_baseline(track.history, min_windows)
 
     def _step_track(self, state: UrlState, signal: str, track: Track, view: WindowView,
                     t: int) -> list[dict[str, Any]]:
         r = self.rules
-        baseline = self._baseline(state.url, signal, track, t)
-        over = (baseline is not None and view.count >= r.minimum(signal)
-                and len(view.sessions) >= r.min_sessions and view.count >= r.ratio * baseline.value
+        baseline_later = self._baseline_later(state.url, signal, track, t)
+        # Only a window past the count and session minimums can be over: the baseline is worked
+        # out for it, or for an alert (below), not for every quiet window.
+        candidate = view.count >= r.minimum(signal) and len(view.sessions) >= r.min_sessions
+        baseline = baseline_later() if candidate else None
+        over = (baseline is not None and view.count >= r.ratio * baseline.value
                 and poisson_tail(view.count, baseline.value) <= r.max_p_value)
         # One flag per step; N-of-M reads every k-th flag: the last m DISJOINT windows ending now
         # (overlapping windows would let one burst fill all m).
         k = r.window_ms // r.step_ms
-        track.over = (track.over + [over])[-((r.m - 1) * k + 1):]
-        windows_over = sum(track.over[::-1][::k][:r.m])
+        flags = track.over
+        flags.append(over)
+        del flags[:-((r.m - 1) * k + 1)]
+        windows_over = sum(flags[::-k][:r.m])
         out: list[dict[str, Any]] = []
         if track.open is not None:
             if over:
@@ -285,10 +305,12 @@ class AlertEngine:
             else:
                 track.clear_streak += 1
                 if track.clear_streak >= r.clear_windows:
+                    baseline = baseline if candidate else baseline_later()
                     out.append(self._all_clear(state.url, signal, track, view, baseline, t))
                     track.open, track.clear_streak, track.over = None, 0, []
                     track.cooldown_until = t + r.cooldown_ms
         elif windows_over >= r.n and t >= track.cooldown_until and not self._explained(state, signal):
+            baseline = baseline if candidate else baseline_later()
             alert = self._spike(state.url, signal, track, view, baseline, t, windows_over)
             track.open = {"alert_id": alert["alert_id"], "fired_at": t, "peak": view.count,
                           "baseline": alert["baseline"]}
@@ -298,7 +320,8 @@ class AlertEngine:
         # An open spike must not raise its own baseline. (Over windows before it fires are kept:
         # leaving them out would bias the baseline low; the median absorbs them.)
         if track.open is None and full:
-            track.history = (track.history + [view.count])[-r.history_windows:]
+            track.history.append(view.count)
+            del track.history[:-r.history_windows]
         if track.open is None and t >= track.cooldown_until and not any(track.history) and not view.count:
             del state.tracks[signal]
         return out

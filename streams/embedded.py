@@ -85,13 +85,14 @@ class EmbeddedPipeline:
         wall = now_ms()
         origin = Origin(topic="embedded", partition=0)
         process = self.core.stage.process
+        feed_alerts = self.alerts.feed if self.alerts is not None else None
         n = 0
         try:
             for raw in messages:
                 origin.offset = n
-                process(0, raw, origin, wall)
-                if self.alerts is not None:
-                    self.alerts.feed_raw(raw)
+                accepted = process(0, raw, origin, wall)
+                if feed_alerts is not None:
+                    feed_alerts(accepted, raw)
                 n += 1
                 if n % CLOSE_EVERY == 0:
                     wall = now_ms()
