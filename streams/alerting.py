@@ -97,6 +97,11 @@ def make_engine(settings: Settings, baselines: Optional[Callable[[str, str, int]
     return AlertEngine(rules or settings.rules, **kwargs)
 
 
+# The aggregates' counters a baseline reads, and how many (url, hour) of them are kept.
+BASELINE_COLUMNS = tuple(sorted(set(AGGREGATE_COUNTER.values())))
+CACHED_URL_HOURS = 10_000
+
+
 def _none() -> None:
     return None
 
@@ -107,6 +112,8 @@ class AggregateBaselines:
     def __init__(self, store: Any, rules: AlertRules, window_days: int) -> None:
         self.store, self.rules, self.window_days = store, rules, window_days
         self._cache: dict[tuple[str, int], dict[str, dict[int, float]]] = {}
+        # (hour, the store's write count when read, rows per URL): every URL's rows of one window
+        self._all_urls: Optional[tuple[int, int, dict[str, list[tuple]]]] = None
 
     def __call__(self, url: str, signal: str, at_ms: int) -> Optional[Baseline]:
         return self.deferred(url, signal, at_ms)()
@@ -128,23 +135,39 @@ class AggregateBaselines:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if len(self._cache) > 10_000:
+        if len(self._cache) > CACHED_URL_HOURS:
             self._cache.clear()
-        columns = sorted(set(AGGREGATE_COUNTER.values()))
-        start = hour - self.window_days * 24 * HOUR_MS
         try:
-            _cols, rows = self.store.query(
-                f"SELECT epoch_ms(bucket), {', '.join(columns)} FROM url_hourly "
-                "WHERE url = ? AND bucket >= epoch_ms(?) AND bucket < epoch_ms(?)", [url, start, hour])
+            rows = self._rows(url, hour)
         except Exception as exc:  # a closed or busy store must not stop alerting
             log.warning("alert baselines: aggregates unreadable (%s); using recent windows", exc)
             return {}
-        result: dict[str, dict[int, float]] = {c: {} for c in columns}
+        result: dict[str, dict[int, float]] = {c: {} for c in BASELINE_COLUMNS}
         for row in rows:
-            for i, column in enumerate(columns, start=1):
+            for i, column in enumerate(BASELINE_COLUMNS, start=1):
                 result[column][int(row[0])] = float(row[i])
         self._cache[key] = result
         return result
+
+    def _rows(self, url: str, hour: int) -> list[tuple]:
+        """The URL's hourly rows of the window before `hour`, as a query of this URL alone would
+        read them now. A store that counts its writes is read for every URL at once, again only
+        when it has been written since (one query per hour and flush instead of one per URL)."""
+        start = hour - self.window_days * 24 * HOUR_MS
+        columns = ", ".join(BASELINE_COLUMNS)
+        writes = getattr(self.store, "writes", None)
+        if writes is None:
+            return self.store.query(f"SELECT epoch_ms(bucket), {columns} FROM url_hourly "
+                                    "WHERE url = ? AND bucket >= epoch_ms(?) AND bucket < epoch_ms(?)",
+                                    [url, start, hour])[1]
+        if self._all_urls is None or self._all_urls[:2] != (hour, writes):
+            _cols, rows = self.store.query(f"SELECT url, epoch_ms(bucket), {columns} FROM url_hourly "
+                                           "WHERE bucket >= epoch_ms(?) AND bucket < epoch_ms(?)", [start, hour])
+            by_url: dict[str, list[tuple]] = {}
+            for row in rows:
+                by_url.setdefault(row[0], []).append(row[1:])
+            self._all_urls = (hour, writes, by_url)  # `writes` read before the query: never newer
+        return self._all_urls[2].get(url, [])
 
 
 # -- webhooks -----------------------------------------------------------------------------------
