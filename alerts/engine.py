@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Iterable, Optional
 
 from replaylens.alerts.baseline import Baseline, history_baseline, poisson_tail
@@ -124,6 +125,64 @@ class WindowView:
         self.pages.update(cell.get("p") or {})
 
 
+class _CellsWindow:
+    """A window's view of one signal, its count summed at once and the rest (sessions, messages,
+    pages: `WindowView.add` of its cells, in their order) merged only when read: most windows of
+    most URLs are below the count minimum, and nothing but their count is ever read."""
+
+    def __init__(self) -> None:
+        self.cells: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, cell: dict[str, Any]) -> None:
+        self.cells.append(cell)
+        self.count += cell["n"]
+
+    @cached_property
+    def merged(self) -> WindowView:
+        view = WindowView()
+        for cell in self.cells:
+            view.add(cell)
+        return view
+
+    @property
+    def sessions(self) -> dict[str, list[int]]:
+        return self.merged.sessions
+
+    @property
+    def messages(self) -> Counter:
+        return self.merged.messages
+
+    @property
+    def pages(self) -> Counter:
+        return self.merged.pages
+
+
+class _UnionWindow:
+    """The sessions-affected view (`AlertEngine._all_sessions` of the signals' views): its count,
+    the distinct sessions, at once; the rest when read."""
+
+    def __init__(self, views: dict[str, _CellsWindow]) -> None:
+        self.views = dict(views)
+        self.count = len(set().union(*(cell["s"] for view in self.views.values() for cell in view.cells)))
+
+    @cached_property
+    def merged(self) -> WindowView:
+        return AlertEngine._all_sessions(self.views)
+
+    @property
+    def sessions(self) -> dict[str, list[int]]:
+        return self.merged.sessions
+
+    @property
+    def messages(self) -> Counter:
+        return self.merged.messages
+
+    @property
+    def pages(self) -> Counter:
+        return self.merged.pages
+
+
 class AlertEngine:
     def __init__(self, rules: AlertRules, baselines: BaselineSource = _no_baseline,
                  link: LinkMaker = _plain_link) -> None:
@@ -217,18 +276,21 @@ class AlertEngine:
         if state.last_eval >= t:
             return []
         r = self.rules
-        views: dict[str, WindowView] = {}
+        views: dict[str, Any] = {}
         errors: dict[str, tuple[str, set[str], Counter]] = {}
         for bucket, signals in state.buckets.items():
             if t - r.window_ms <= bucket < t:
                 for signal, cell in signals.items():
-                    views.setdefault(signal, WindowView()).add(cell)
+                    view = views.get(signal)
+                    if view is None:
+                        view = views[signal] = _CellsWindow()
+                    view.add(cell)
                     for key, sids in (cell.get("e") or {}).items():
                         entry = errors.setdefault(key, (signal, set(), Counter()))
                         entry[1].update(sids)
                         entry[2].update((cell.get("ep") or {}).get(key) or {})
         if views:
-            views[SESSIONS_AFFECTED] = self._all_sessions(views)
+            views[SESSIONS_AFFECTED] = _UnionWindow(views)
         out: list[dict[str, Any]] = []
         # sessions-affected last: it speaks only when no single signal explains the trouble
         signals = sorted((set(state.tracks) | set(views)) & self.enabled, key=lambda s: (s == SESSIONS_AFFECTED, s))
@@ -435,7 +497,8 @@ class AlertEngine:
         oldest_needed = t + r.step_ms - r.window_ms
         for bucket in [b for b in state.buckets if b < oldest_needed]:
             del state.buckets[bucket]
-        state.seen = {k: at for k, at in state.seen.items() if t - at < DEDUP_MS}
+        if state.seen and t - min(state.seen.values()) >= DEDUP_MS:  # (most steps: none expired)
+            state.seen = {k: at for k, at in state.seen.items() if t - at < DEDUP_MS}
         known = {k: v for k, v in state.known_errors.items() if t - v[1] < r.known_error_ttl_ms}
         if len(known) > MAX_KNOWN_ERRORS:  # keep the state bounded: forget the longest unseen
             known = dict(sorted(known.items(), key=lambda kv: kv[1][1])[-MAX_KNOWN_ERRORS:])
