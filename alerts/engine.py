@@ -124,6 +124,10 @@ class WindowView:
         self.messages.update(cell.get("m") or {})
         self.pages.update(cell.get("p") or {})
 
+    @property
+    def session_count(self) -> int:
+        return len(self.sessions)
+
 
 class _CellsWindow:
     """A window's view of one signal, its count summed at once and the rest (sessions, messages,
@@ -144,6 +148,11 @@ class _CellsWindow:
         for cell in self.cells:
             view.add(cell)
         return view
+
+    @property
+    def session_count(self) -> int:
+        """len(sessions), without merging them."""
+        return len(set().union(*(cell["s"] for cell in self.cells)))
 
     @property
     def sessions(self) -> dict[str, list[int]]:
@@ -169,6 +178,10 @@ class _UnionWindow:
     @cached_property
     def merged(self) -> WindowView:
         return AlertEngine._all_sessions(self.views)
+
+    @property
+    def session_count(self) -> int:
+        return self.count
 
     @property
     def sessions(self) -> dict[str, list[int]]:
@@ -348,7 +361,7 @@ class AlertEngine:
         baseline_later = self._baseline_later(state.url, signal, track, t)
         # Only a window past the count and session minimums can be over: the baseline is worked
         # out for it, or for an alert (below), not for every quiet window.
-        candidate = view.count >= r.minimum(signal) and len(view.sessions) >= r.min_sessions
+        candidate = view.count >= r.minimum(signal) and view.session_count >= r.min_sessions
         baseline = baseline_later() if candidate else None
         over = (baseline is not None and view.count >= r.ratio * baseline.value
                 and poisson_tail(view.count, baseline.value) <= r.max_p_value)
