@@ -299,7 +299,9 @@ class AlertEngine:
                         view = views[signal] = _CellsWindow()
                     view.add(cell)
                     for key, sids in (cell.get("e") or {}).items():
-                        entry = errors.setdefault(key, (signal, set(), Counter()))
+                        entry = errors.get(key)
+                        if entry is None:
+                            entry = errors[key] = (signal, set(), Counter())
                         entry[1].update(sids)
                         entry[2].update((cell.get("ep") or {}).get(key) or {})
         if views:
@@ -311,7 +313,7 @@ class AlertEngine:
             track = state.tracks.get(signal)
             if track is None:  # quiet until now, for as long as this engine has been watching
                 track = state.tracks[signal] = Track(history=[0] * min(self._watched(state, t), r.history_windows))
-            out += self._step_track(state, signal, track, views.get(signal) or WindowView(), t)
+            out += self._step_track(state, signal, track, views.get(signal) or _CellsWindow(), t)
         if state.url == SITE:  # "never seen" means anywhere on the site, so the site decides
             out += self._new_errors(state, errors, views, t)
         if t - r.window_ms >= state.since - state.since % r.step_ms:

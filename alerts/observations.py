@@ -138,9 +138,11 @@ class ObservationExtractor:
         return []
 
     def _is_slow(self, metrics: dict[str, Any]) -> bool:
-        limits = (("lcp", self.slow.lcp_ms), ("inp", self.slow.inp_ms), ("cls", self.slow.cls))
-        return any(isinstance(metrics.get(name), (int, float)) and metrics[name] > limit
-                   for name, limit in limits)
+        for name, limit in (("lcp", self.slow.lcp_ms), ("inp", self.slow.inp_ms), ("cls", self.slow.cls)):
+            value = metrics.get(name)
+            if isinstance(value, (int, float)) and value > limit:
+                return True
+        return False
 
     def from_closed_session(self, session: dict[str, Any]) -> list[Observation]:
         sid = str(session.get("session_id") or "")
