@@ -344,9 +344,6 @@ class AlertEngine:
         union.count = len(union.sessions)
         return union
 
-    def _baseline(self, url: str, signal: str, track: Track, t: int) -> Optional[Baseline]:
-        return self._baseline_later(url, signal, track, t)()
-
     def _baseline_later(self, url: str, signal: str, track: Track, t: int) -> DeferredBaseline:
         """The baseline of this step, as a function: the source's time-dependent reads happen
         now (so the figures are those of this step whether or not the baseline is needed), the
