@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 from bisect import bisect_right
-from operator import attrgetter
+from operator import add, attrgetter
 from typing import Annotated, Any, Iterable, Literal, Optional, get_args
 
 import msgspec
@@ -323,8 +323,7 @@ def merge_rows(deltas: Iterable[UrlDelta]) -> dict[tuple[int, str], tuple[list[i
             merged[key] = (list(_counters_of(delta)), {m: list(v) for m, v in delta.vitals.items()})
             continue
         counters, vitals = row
-        for index, value in enumerate(_counters_of(delta)):
-            counters[index] += value
+        counters[:] = map(add, counters, _counters_of(delta))
         for metric, values in delta.vitals.items():
             vitals.setdefault(metric, []).extend(values)
     return merged

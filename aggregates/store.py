@@ -190,6 +190,9 @@ class AggregateStore:
         if not read_only:
             self._create_schema()
         self._pruned_before = int(self._meta("pruned_before") or -(2**62))
+        # Transactions this object committed that changed the figures: a reader may keep what it
+        # read for as long as this stays the same (streams/alerting.py AggregateBaselines).
+        self.writes = 0
 
     @classmethod
     def from_settings(cls, settings, path: Optional[Union[str, Path]] = None, read_only: bool = False) -> "AggregateStore":
@@ -276,6 +279,7 @@ class AggregateStore:
                 con.execute("ROLLBACK")
                 raise
             self.baselines.add(rows)  # committed: the baselines in memory count them too
+            self.writes += 1
         return len(fresh)
 
     def _add(self, merged: dict[tuple[int, str], tuple[list[int], dict[str, list[float]]]]) -> Rows:
@@ -355,6 +359,7 @@ class AggregateStore:
                 raise
             if any(deleted.values()):
                 self.baselines.clear()  # windows loaded before may hold deleted hours
+            self.writes += 1
         self._pruned_before = cutoff
         return deleted
 

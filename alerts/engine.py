@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Iterable, Optional
 
 from replaylens.alerts.baseline import Baseline, history_baseline, poisson_tail
@@ -33,6 +34,10 @@ MAX_KNOWN_ERRORS = 5_000         # distinct error keys remembered per URL (the s
 
 BaselineSource = Callable[[str, str, int], Optional[Baseline]]
 LinkMaker = Callable[[str, int], str]
+# A baseline source may also offer `deferred(url, signal, at_ms)`: its reads that depend on when
+# they happen (the aggregates store, which fills as sessions close) done now, the rest returned
+# as a function. Most windows are far below any threshold and never need the baseline itself.
+DeferredBaseline = Callable[[], Optional[Baseline]]
 
 
 def _no_baseline(url: str, signal: str, at_ms: int) -> Optional[Baseline]:
@@ -58,7 +63,7 @@ class Track:
     cooldown_until: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"over": self.over, "history": self.history, "open": self.open,
+        return {"over": list(self.over), "history": list(self.history), "open": self.open,
                 "clear_streak": self.clear_streak, "cooldown_until": self.cooldown_until}
 
     @classmethod
@@ -119,12 +124,84 @@ class WindowView:
         self.messages.update(cell.get("m") or {})
         self.pages.update(cell.get("p") or {})
 
+    @property
+    def session_count(self) -> int:
+        return len(self.sessions)
+
+
+class _CellsWindow:
+    """A window's view of one signal, its count summed at once and the rest (sessions, messages,
+    pages: `WindowView.add` of its cells, in their order) merged only when read: most windows of
+    most URLs are below the count minimum, and nothing but their count is ever read."""
+
+    def __init__(self) -> None:
+        self.cells: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, cell: dict[str, Any]) -> None:
+        self.cells.append(cell)
+        self.count += cell["n"]
+
+    @cached_property
+    def merged(self) -> WindowView:
+        view = WindowView()
+        for cell in self.cells:
+            view.add(cell)
+        return view
+
+    @property
+    def session_count(self) -> int:
+        """len(sessions), without merging them."""
+        return len(set().union(*(cell["s"] for cell in self.cells)))
+
+    @property
+    def sessions(self) -> dict[str, list[int]]:
+        return self.merged.sessions
+
+    @property
+    def messages(self) -> Counter:
+        return self.merged.messages
+
+    @property
+    def pages(self) -> Counter:
+        return self.merged.pages
+
+
+class _UnionWindow:
+    """The sessions-affected view (`AlertEngine._all_sessions` of the signals' views): its count,
+    the distinct sessions, at once; the rest when read."""
+
+    def __init__(self, views: dict[str, _CellsWindow]) -> None:
+        self.views = dict(views)
+        self.count = len(set().union(*(cell["s"] for view in self.views.values() for cell in view.cells)))
+
+    @cached_property
+    def merged(self) -> WindowView:
+        return AlertEngine._all_sessions(self.views)
+
+    @property
+    def session_count(self) -> int:
+        return self.count
+
+    @property
+    def sessions(self) -> dict[str, list[int]]:
+        return self.merged.sessions
+
+    @property
+    def messages(self) -> Counter:
+        return self.merged.messages
+
+    @property
+    def pages(self) -> Counter:
+        return self.merged.pages
+
 
 class AlertEngine:
     def __init__(self, rules: AlertRules, baselines: BaselineSource = _no_baseline,
                  link: LinkMaker = _plain_link) -> None:
         self.rules = rules
         self.baselines = baselines
+        self._deferred: Optional[Callable[[str, str, int], DeferredBaseline]] = getattr(baselines, "deferred", None)
         self.link = link
         self.states: dict[str, UrlState] = {}
         self.evaluated_until: Optional[int] = None
@@ -212,18 +289,23 @@ class AlertEngine:
         if state.last_eval >= t:
             return []
         r = self.rules
-        views: dict[str, WindowView] = {}
+        views: dict[str, Any] = {}
         errors: dict[str, tuple[str, set[str], Counter]] = {}
         for bucket, signals in state.buckets.items():
             if t - r.window_ms <= bucket < t:
                 for signal, cell in signals.items():
-                    views.setdefault(signal, WindowView()).add(cell)
+                    view = views.get(signal)
+                    if view is None:
+                        view = views[signal] = _CellsWindow()
+                    view.add(cell)
                     for key, sids in (cell.get("e") or {}).items():
-                        entry = errors.setdefault(key, (signal, set(), Counter()))
+                        entry = errors.get(key)
+                        if entry is None:
+                            entry = errors[key] = (signal, set(), Counter())
                         entry[1].update(sids)
                         entry[2].update((cell.get("ep") or {}).get(key) or {})
         if views:
-            views[SESSIONS_AFFECTED] = self._all_sessions(views)
+            views[SESSIONS_AFFECTED] = _UnionWindow(views)
         out: list[dict[str, Any]] = []
         # sessions-affected last: it speaks only when no single signal explains the trouble
         signals = sorted((set(state.tracks) | set(views)) & self.enabled, key=lambda s: (s == SESSIONS_AFFECTED, s))
@@ -231,7 +313,7 @@ class AlertEngine:
             track = state.tracks.get(signal)
             if track is None:  # quiet until now, for as long as this engine has been watching
                 track = state.tracks[signal] = Track(history=[0] * min(self._watched(state, t), r.history_windows))
-            out += self._step_track(state, signal, track, views.get(signal) or WindowView(), t)
+            out += self._step_track(state, signal, track, views.get(signal) or _CellsWindow(), t)
         if state.url == SITE:  # "never seen" means anywhere on the site, so the site decides
             out += self._new_errors(state, errors, views, t)
         if t - r.window_ms >= state.since - state.since % r.step_ms:
@@ -262,21 +344,33 @@ class AlertEngine:
         union.count = len(union.sessions)
         return union
 
-    def _baseline(self, url: str, signal: str, track: Track, t: int) -> Optional[Baseline]:
-        return self.baselines(url, signal, t) or history_baseline(track.history, self.rules.min_history_windows)
+    def _baseline_later(self, url: str, signal: str, track: Track, t: int) -> DeferredBaseline:
+        """The baseline of this step, as a function: the source's time-dependent reads happen
+        now (so the figures are those of this step whether or not the baseline is needed), the
+        arithmetic only when called. The history it reads is this step's until the step ends."""
+        min_windows = self.rules.min_history_windows
+        if self._deferred is not None:
+            source = self._deferred(url, signal, t)
+            return lambda: source() or history_baseline(track.history, min_windows)
+        return lambda: self.baselines(url, signal, t) or history_baseline(track.history, min_windows)
 
     def _step_track(self, state: UrlState, signal: str, track: Track, view: WindowView,
                     t: int) -> list[dict[str, Any]]:
         r = self.rules
-        baseline = self._baseline(state.url, signal, track, t)
-        over = (baseline is not None and view.count >= r.minimum(signal)
-                and len(view.sessions) >= r.min_sessions and view.count >= r.ratio * baseline.value
+        baseline_later = self._baseline_later(state.url, signal, track, t)
+        # Only a window past the count and session minimums can be over: the baseline is worked
+        # out for it, or for an alert (below), not for every quiet window.
+        candidate = view.count >= r.minimum(signal) and view.session_count >= r.min_sessions
+        baseline = baseline_later() if candidate else None
+        over = (baseline is not None and view.count >= r.ratio * baseline.value
                 and poisson_tail(view.count, baseline.value) <= r.max_p_value)
         # One flag per step; N-of-M reads every k-th flag: the last m DISJOINT windows ending now
         # (overlapping windows would let one burst fill all m).
         k = r.window_ms // r.step_ms
-        track.over = (track.over + [over])[-((r.m - 1) * k + 1):]
-        windows_over = sum(track.over[::-1][::k][:r.m])
+        flags = track.over
+        flags.append(over)
+        del flags[:-((r.m - 1) * k + 1)]
+        windows_over = sum(flags[::-k][:r.m])
         out: list[dict[str, Any]] = []
         if track.open is not None:
             if over:
@@ -285,10 +379,12 @@ class AlertEngine:
             else:
                 track.clear_streak += 1
                 if track.clear_streak >= r.clear_windows:
+                    baseline = baseline if candidate else baseline_later()
                     out.append(self._all_clear(state.url, signal, track, view, baseline, t))
                     track.open, track.clear_streak, track.over = None, 0, []
                     track.cooldown_until = t + r.cooldown_ms
         elif windows_over >= r.n and t >= track.cooldown_until and not self._explained(state, signal):
+            baseline = baseline if candidate else baseline_later()
             alert = self._spike(state.url, signal, track, view, baseline, t, windows_over)
             track.open = {"alert_id": alert["alert_id"], "fired_at": t, "peak": view.count,
                           "baseline": alert["baseline"]}
@@ -298,7 +394,8 @@ class AlertEngine:
         # An open spike must not raise its own baseline. (Over windows before it fires are kept:
         # leaving them out would bias the baseline low; the median absorbs them.)
         if track.open is None and full:
-            track.history = (track.history + [view.count])[-r.history_windows:]
+            track.history.append(view.count)
+            del track.history[:-r.history_windows]
         if track.open is None and t >= track.cooldown_until and not any(track.history) and not view.count:
             del state.tracks[signal]
         return out
@@ -412,7 +509,8 @@ class AlertEngine:
         oldest_needed = t + r.step_ms - r.window_ms
         for bucket in [b for b in state.buckets if b < oldest_needed]:
             del state.buckets[bucket]
-        state.seen = {k: at for k, at in state.seen.items() if t - at < DEDUP_MS}
+        if state.seen and t - min(state.seen.values()) >= DEDUP_MS:  # (most steps: none expired)
+            state.seen = {k: at for k, at in state.seen.items() if t - at < DEDUP_MS}
         known = {k: v for k, v in state.known_errors.items() if t - v[1] < r.known_error_ttl_ms}
         if len(known) > MAX_KNOWN_ERRORS:  # keep the state bounded: forget the longest unseen
             known = dict(sorted(known.items(), key=lambda kv: kv[1][1])[-MAX_KNOWN_ERRORS:])

@@ -22,6 +22,8 @@ from replaylens.config.privacy import DEFAULT_POLICY, PrivacyPolicy
 from replaylens.sinks.incidents import GOOD_VITALS, POOR_VITALS, VitalsThresholds
 
 SIGNAL_EVENT_TYPES = frozenset({"rage-click", "dead-click", "error-click", "mouse-thrash"})
+# Every event type `from_event` may observe (the others never give an observation).
+INCIDENT_EVENT_TYPES = SIGNAL_EVENT_TYPES | {"console-error", "network-error", "web-vitals"}
 MAX_MESSAGE_CHARS = 200
 _DIGITS = re.compile(r"\d+")
 _CLIENT_ERROR, _SERVER_ERROR = range(400, 500), range(500, 600)
@@ -106,34 +108,41 @@ class ObservationExtractor:
         return (self.policy.text(str(text)) or "")[:MAX_MESSAGE_CHARS]
 
     def from_event(self, event: dict[str, Any]) -> list[Observation]:
-        kind = event.get("type")
-        sid, ts = str(event.get("session_id") or ""), event.get("timestamp")
+        g = event.get
+        return self.from_fields(g("type"), g("session_id"), g("timestamp"), g("event_id"), g("url"),
+                                g("error"), g("metrics"))
+
+    def from_fields(self, kind: Any, session_id: Any, ts: Any, event_id: Any, url: Any, error: Any,
+                    metrics: Any) -> list[Observation]:
+        """`from_event` of the only fields it reads (for an adapter that decodes just those)."""
+        sid = str(session_id or "")
         if not sid or not isinstance(ts, int):
             return []
-        eid = str(event.get("event_id") or f"{sid}@{ts}")
-        url = event.get("url")
+        eid = str(event_id or f"{sid}@{ts}")
         if kind in SIGNAL_EVENT_TYPES:
             return self._both(Observation(f"{kind}:{eid}", "", kind, sid, ts), url)
         if kind == "console-error":
-            message = self._mask((event.get("error") or {}).get("message")) or "console error"
+            message = self._mask((error or {}).get("message")) or "console error"
             key = "js: " + _DIGITS.sub("N", message)
             return self._both(Observation(f"js:{eid}", "", "js-error", sid, ts, message, key), url)
         if kind == "network-error":
-            error = event.get("error") or {}
+            error = error or {}
             method = str(error.get("method") or "GET").upper()
             endpoint = _endpoint(error.get("request_url"), self.normalizer)
             status = error.get("status")
             message = self._mask(f"{method} {endpoint} → {status if status is not None else 'no response'}")
             return self._both(Observation(f"api:{eid}", "", api_error_signal(status), sid, ts, message,
                                           "api: " + (message or "")), url)
-        if kind == "web-vitals" and self._is_slow(event.get("metrics") or {}):
+        if kind == "web-vitals" and self._is_slow(metrics or {}):
             return self._both(Observation(f"slow:{sid}:{url}", "", "slow-page", sid, ts), url)
         return []
 
     def _is_slow(self, metrics: dict[str, Any]) -> bool:
-        limits = (("lcp", self.slow.lcp_ms), ("inp", self.slow.inp_ms), ("cls", self.slow.cls))
-        return any(isinstance(metrics.get(name), (int, float)) and metrics[name] > limit
-                   for name, limit in limits)
+        for name, limit in (("lcp", self.slow.lcp_ms), ("inp", self.slow.inp_ms), ("cls", self.slow.cls)):
+            value = metrics.get(name)
+            if isinstance(value, (int, float)) and value > limit:
+                return True
+        return False
 
     def from_closed_session(self, session: dict[str, Any]) -> list[Observation]:
         sid = str(session.get("session_id") or "")

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,11 +37,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from replaylens.alerts.baseline import AGGREGATE_COUNTER, HOUR_MS, Baseline, hourly_baseline
 from replaylens.alerts.engine import AlertEngine
 from replaylens.alerts.format import payload_for
-from replaylens.alerts.observations import Observation, ObservationExtractor
+from replaylens.alerts.observations import INCIDENT_EVENT_TYPES, Observation, ObservationExtractor
 from replaylens.config.alert_rules import AlertRules, live_change_refused
 from replaylens.config.settings import Settings
 from replaylens.sinks.links import LinkSettings
 from replaylens.streams.alert_rules_topic import EffectiveRules, SOURCE_SETTINGS, decode_rules_record, effective_rules
+from replaylens.streams.ingest import Accepted
 from replaylens.streams.profiles_topic import CompactedView, ensure_compacted_topics
 from replaylens.streams.topics import create_missing
 from replaylens.streams.worker import expected_partition, read_compacted
@@ -57,6 +59,22 @@ MIN_STALE_MS = 60_000                 # ...but never younger than this (a worker
 # The event types that can be incidents: anything else is skipped without decoding it.
 _INCIDENT_TYPE = re.compile(rb'"type"\s*:\s*"(?:rage-click|dead-click|error-click|mouse-thrash|'
                             rb'console-error|network-error|web-vitals)"')
+
+
+class _IncidentFields(msgspec.Struct):
+    """The fields of an event message `ObservationExtractor.from_event` reads, as JSON has them
+    (any type: judged there, as on a fully decoded message); the rest is skipped unread."""
+
+    session_id: Any = None
+    timestamp: Any = None
+    type: Any = None
+    event_id: Any = None
+    url: Any = None
+    error: Any = None
+    metrics: Any = None
+
+
+_decode_incident = msgspec.json.Decoder(_IncidentFields).decode
 # A summary is observed only when its outcome status is "abandoned" (ObservationExtractor.from_summary):
 # a summary whose JSON lacks the word is skipped without decoding it (~8 KB each).
 ABANDONED_JSON = b'"abandoned"'
@@ -79,20 +97,37 @@ def make_engine(settings: Settings, baselines: Optional[Callable[[str, str, int]
     return AlertEngine(rules or settings.rules, **kwargs)
 
 
+# The aggregates' counters a baseline reads, and how many (url, hour) of them are kept.
+BASELINE_COLUMNS = tuple(sorted(set(AGGREGATE_COUNTER.values())))
+CACHED_URL_HOURS = 10_000
+
+
+def _none() -> None:
+    return None
+
+
 class AggregateBaselines:
     """Hourly counts of a URL's signal from the aggregates, cached per URL and hour."""
 
     def __init__(self, store: Any, rules: AlertRules, window_days: int) -> None:
         self.store, self.rules, self.window_days = store, rules, window_days
         self._cache: dict[tuple[str, int], dict[str, dict[int, float]]] = {}
+        # (hour, the store's write count when read, rows per URL): every URL's rows of one window
+        self._all_urls: Optional[tuple[int, int, dict[str, list[tuple]]]] = None
 
     def __call__(self, url: str, signal: str, at_ms: int) -> Optional[Baseline]:
+        return self.deferred(url, signal, at_ms)()
+
+    def deferred(self, url: str, signal: str, at_ms: int) -> Callable[[], Optional[Baseline]]:
+        """The store read now (the aggregates fill as sessions close: the figures are this
+        moment's), the baseline worked out from them when asked (alerts/engine.py)."""
         counter = AGGREGATE_COUNTER.get(signal)
         if counter is None or self.store is None:
-            return None
+            return _none
         hours = self._hours(url, at_ms).get(counter) or {}
-        return hourly_baseline(hours, at_ms, self.rules.window_ms, self.rules.baseline_min_days,
-                               self.rules.baseline_recent_hours)
+        rules = self.rules
+        return lambda: hourly_baseline(hours, at_ms, rules.window_ms, rules.baseline_min_days,
+                                       rules.baseline_recent_hours)
 
     def _hours(self, url: str, at_ms: int) -> dict[str, dict[int, float]]:
         hour = at_ms - at_ms % HOUR_MS
@@ -100,23 +135,39 @@ class AggregateBaselines:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        if len(self._cache) > 10_000:
+        if len(self._cache) > CACHED_URL_HOURS:
             self._cache.clear()
-        columns = sorted(set(AGGREGATE_COUNTER.values()))
-        start = hour - self.window_days * 24 * HOUR_MS
         try:
-            _cols, rows = self.store.query(
-                f"SELECT epoch_ms(bucket), {', '.join(columns)} FROM url_hourly "
-                "WHERE url = ? AND bucket >= epoch_ms(?) AND bucket < epoch_ms(?)", [url, start, hour])
+            rows = self._rows(url, hour)
         except Exception as exc:  # a closed or busy store must not stop alerting
             log.warning("alert baselines: aggregates unreadable (%s); using recent windows", exc)
             return {}
-        result: dict[str, dict[int, float]] = {c: {} for c in columns}
+        result: dict[str, dict[int, float]] = {c: {} for c in BASELINE_COLUMNS}
         for row in rows:
-            for i, column in enumerate(columns, start=1):
+            for i, column in enumerate(BASELINE_COLUMNS, start=1):
                 result[column][int(row[0])] = float(row[i])
         self._cache[key] = result
         return result
+
+    def _rows(self, url: str, hour: int) -> list[tuple]:
+        """The URL's hourly rows of the window before `hour`, as a query of this URL alone would
+        read them now. A store that counts its writes is read for every URL at once, again only
+        when it has been written since (one query per hour and flush instead of one per URL)."""
+        start = hour - self.window_days * 24 * HOUR_MS
+        columns = ", ".join(BASELINE_COLUMNS)
+        writes = getattr(self.store, "writes", None)
+        if writes is None:
+            return self.store.query(f"SELECT epoch_ms(bucket), {columns} FROM url_hourly "
+                                    "WHERE url = ? AND bucket >= epoch_ms(?) AND bucket < epoch_ms(?)",
+                                    [url, start, hour])[1]
+        if self._all_urls is None or self._all_urls[:2] != (hour, writes):
+            _cols, rows = self.store.query(f"SELECT url, epoch_ms(bucket), {columns} FROM url_hourly "
+                                           "WHERE bucket >= epoch_ms(?) AND bucket < epoch_ms(?)", [start, hour])
+            by_url: dict[str, list[tuple]] = {}
+            for row in rows:
+                by_url.setdefault(row[0], []).append(row[1:])
+            self._all_urls = (hour, writes, by_url)  # `writes` read before the query: never newer
+        return self._all_urls[2].get(url, [])
 
 
 # -- webhooks -----------------------------------------------------------------------------------
@@ -479,6 +530,22 @@ class EmbeddedAlerts:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")
 
+    def feed(self, accepted: Optional[Accepted], raw: Any) -> None:
+        """One event message after the stage: `accepted` is what the stage decoded (None when it
+        rejected the message). Its type says whether the message can count at all (most cannot:
+        nothing more is read); one that can is read for the few fields observations use, from the
+        message as sent, as the Kafka mapper reads the events topic. A rejected message is
+        judged as the mapper would judge it (`feed_raw`)."""
+        if accepted is None:
+            self.feed_raw(raw)
+        elif accepted.type in INCIDENT_EVENT_TYPES:
+            try:
+                fields = _decode_incident(raw if isinstance(raw, (bytes, str)) else str(raw))
+            except msgspec.DecodeError:
+                return
+            self._observe_event(fields.type, fields.session_id, fields.timestamp, fields.event_id, fields.url,
+                                fields.error, fields.metrics)
+
     def feed_raw(self, raw: Any) -> None:
         """One raw event message: most carry nothing to count and are skipped without decoding."""
         data = raw if isinstance(raw, bytes) else str(raw).encode()
@@ -490,13 +557,20 @@ class EmbeddedAlerts:
             return
         if not isinstance(event, dict):
             return
-        ts = event.get("timestamp")
+        g = event.get
+        self._observe_event(g("type"), g("session_id"), g("timestamp"), g("event_id"), g("url"), g("error"),
+                            g("metrics"))
+
+    def _observe_event(self, kind: Any, session_id: Any, ts: Any, event_id: Any, url: Any, error: Any,
+                       metrics: Any) -> None:
+        """The clock (event time: the latest incident-type event's timestamp), the event's
+        observations, and the windows due by then."""
         if isinstance(ts, int) and (self.clock is None or ts > self.clock):
             self.clock = ts
         if self.clock is None:
             return
         try:
-            observations = self.extractor.from_event(event)
+            observations = self.extractor.from_fields(kind, session_id, ts, event_id, url, error, metrics)
         except (TypeError, ValueError, AttributeError):
             return
         self.engine.observe(observations, self.clock)

@@ -140,3 +140,72 @@ def test_baselines_come_from_the_aggregates_same_hour_of_day(tmp_path):
         recent = baselines(f"{url}/new", "rage-click", today + 14 * hour)   # two hours of history
         assert (recent.basis, recent.sample) == ("recent-hours", 2) and abs(recent.value - 1.0) < 1e-9
         assert baselines(url, "api-error-5xx", today + 14 * hour) is None   # not in the aggregates
+
+
+def test_baselines_read_for_all_urls_at_once_equal_a_query_per_url(tmp_path):
+    """AggregateBaselines reads every URL's hourly rows in one query, again only after the store
+    was written: each URL gets the figures a query of its own would have read at that moment."""
+    from replaylens.aggregates.deltas import UrlDelta
+    from replaylens.aggregates.store import AggregateStore
+    from replaylens.config.alert_rules import AlertRules
+    from replaylens.streams.alerting import AggregateBaselines
+
+    class PerUrl:  # the store without its write count: one query per URL, as before
+        def __init__(self, store):
+            self.store = store
+
+        def query(self, sql, params):
+            return self.store.query(sql, params)
+
+    hour = 3_600_000
+    now = 1_763_856_000_000 + 10 * hour + 5 * 60_000
+    urls = [f"https://shop.example.com/p{i}" for i in range(4)]
+    with AggregateStore(tmp_path / "a.duckdb", window_days=7) as store:
+        store.apply([UrlDelta(f"a{i}{h}", now - now % hour - h * hour, u, visits=3, rage_clicks=i + h, js_errors=h)
+                     for i, u in enumerate(urls[:2]) for h in range(1, 4)])
+        batched, single = (AggregateBaselines(s, AlertRules(), 7) for s in (store, PerUrl(store)))
+        for signal in ("rage-click", "js-error"):
+            assert batched(urls[0], signal, now) == single(urls[0], signal, now)
+        writes = store.writes
+        store.apply([UrlDelta(f"b{h}", now - now % hour - h * hour, u, visits=1, rage_clicks=50)
+                     for u in urls for h in range(1, 3)])
+        assert store.writes == writes + 1
+        for u in urls:  # urls[0] keeps what it read this hour; the others read after the write
+            assert batched(u, "rage-click", now) == single(u, "rage-click", now)
+        assert batched(urls[1], "rage-click", now).value > batched(urls[0], "rage-click", now).value
+
+
+def test_embedded_alerts_fed_from_the_stage_equal_alerts_from_raw_messages(tmp_path):
+    """The embedded run feeds the alert engine the stage's accepted events (a rejected message as
+    it was sent): the same alerts and the same engine state as reading every raw message, on a
+    simulated spike with invalid, duplicate, id-less and ISO-timestamped messages mixed in."""
+    from datetime import datetime, timezone
+
+    from replaylens.streams.alerting import EmbeddedAlerts
+    from replaylens.streams.stage import Origin, SessionStage
+
+    messages = []
+    for i, event in enumerate(simulate(2000, seed=3, spike=Spike("/checkout"))):
+        raw = orjson.dumps(event)
+        messages.append(raw)
+        if i % 97 == 0:
+            iso = datetime.fromtimestamp(event["timestamp"] / 1000, timezone.utc).isoformat()
+            messages += [b"{not json", raw,
+                         orjson.dumps({k: v for k, v in event.items() if k != "event_id"} | {"type": "rage-click"}),
+                         orjson.dumps(event | {"event_id": f"{i}-iso", "type": "console-error", "timestamp": iso,
+                                               "error": {"message": f"boom {i}"}}),
+                         orjson.dumps(event | {"type": "dead-click", "session_id": 5})]
+    outputs = []
+    for via_stage, d in ((True, tmp_path / "stage"), (False, tmp_path / "raw")):
+        settings = Settings(data_dir=d)
+        stage, alerts, origin = SessionStage.from_settings(settings), EmbeddedAlerts(settings), Origin("embedded", 0)
+        for raw in messages:
+            accepted = stage.process(0, raw, origin, 1_900_000_000_000)
+            if via_stage:
+                alerts.feed(accepted, raw)
+            else:
+                alerts.feed_raw(raw)
+        alerts.close()
+        outputs.append((alerts.alerts, {url: alerts.engine.export_state(url) for url in sorted(alerts.engine.states)}))
+    assert outputs[0] == outputs[1]
+    assert {a["type"] for a in outputs[0][0]} >= {"spike", "new-error"}
