@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Callable, Container, Optional, Sequence
 
@@ -87,19 +88,37 @@ def vital_worse(value: float, p75: float) -> bool:
     return value > p75 and sketch_bin(value) > sketch_bin(p75)
 
 
-def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: UrlStats,
+# Distinct (metric, p75, page) texts kept: a batch reads one p75 per page and metric per hour.
+P75_TEXT_CACHE = 4096
+
+
+@lru_cache(maxsize=P75_TEXT_CACHE)
+def _p75_part(metric: str, p75: float, where: str) -> tuple[str, int]:
+    """The baseline's half of a vital's text and the p75's sketch bin: the same for every session
+    compared with that page's p75, so formatted once."""
+    return f" vs p75 {format_vital(metric, p75)} on {where}", sketch_bin(p75)
+
+
+def _vital_comparisons(url: str, where: str, own_vitals: dict[str, list[float]], stats: UrlStats,
                        min_sessions: int) -> list[dict[str, Any]]:
+    """The session's worst value of each vital measured on the page vs the page's p75."""
     found = []
+    vitals = stats.vitals
     for metric in VITALS:
-        if metric not in values:
+        values = own_vitals.get(metric)
+        if not values:
             continue
-        vital = stats.vitals.get(metric)
+        vital = vitals.get(metric)
         if vital is None or vital.samples < min_sessions:
             continue
-        value, p75 = values[metric], vital.p75
-        found.append(_comparison(
-            url, metric, value, p75, "p75", vital.samples, vital_worse(value, p75),
-            f"{VITAL_LABELS[metric]} {format_vital(metric, value)} vs p75 {format_vital(metric, p75)} on {where}"))
+        value, p75 = max(values), vital.p75
+        if p75:
+            tail, p75_bin = _p75_part(metric, p75, where)
+        else:  # 0 and -0.0 are equal keys but format differently: not cached
+            tail, p75_bin = f" vs p75 {format_vital(metric, p75)} on {where}", sketch_bin(p75)
+        worse = value > p75 and sketch_bin(value) > p75_bin  # vital_worse, with the p75 bin cached
+        found.append(_comparison(url, metric, value, p75, "p75", vital.samples, worse,
+                                 f"{VITAL_LABELS[metric]} {format_vital(metric, value)}{tail}"))
     return found
 
 
@@ -144,8 +163,7 @@ def _page_comparisons(url: str, own: UrlDelta, baseline: Optional[UrlStats], min
     where = display_path(url)
     comparisons: list[dict[str, Any]] = []
     if own.vitals:
-        worst = {m: max(values) for m, values in own.vitals.items() if values}
-        comparisons += _vital_comparisons(url, where, worst, baseline, min_sessions)
+        comparisons += _vital_comparisons(url, where, own.vitals, baseline, min_sessions)
     if own.js_errors or own.api_errors:
         comparisons += _error_comparisons(url, where, own, baseline)
     signals = own.rage_clicks + own.dead_clicks + own.error_clicks + own.mouse_thrashes
