@@ -41,7 +41,7 @@ from operator import attrgetter
 from typing import Any, Callable, Container, Optional, Sequence
 
 from replaylens.aggregates.arithmetic import UrlStats, VitalStats, quantile, window_start
-from replaylens.aggregates.deltas import COUNTERS, VITALS, UrlDelta, hour_bucket, session_deltas
+from replaylens.aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, hour_bucket, session_deltas
 from replaylens.aggregates.sketch import sketch_bin
 from replaylens.aggregates.urls import UrlNormalizer, display_path
 from replaylens.config.wording import plural as _plural
@@ -261,6 +261,8 @@ class _Earlier:
 
     def add(self, deltas: list[UrlDelta]) -> None:
         for delta in deltas:
+            if delta.url == SITE_URL:
+                continue  # the site-wide row is no page: never compared, so no window
             window = self.urls.get(delta.url)
             if window is None:
                 window = self.urls[delta.url] = _UrlWindow()
