@@ -116,9 +116,11 @@ def _vital_comparisons(url: str, where: str, own_vitals: dict[str, list[float]],
             tail, p75_bin = _p75_part(metric, p75, where)
         else:  # 0 and -0.0 are equal keys but format differently: not cached
             tail, p75_bin = f" vs p75 {format_vital(metric, p75)} on {where}", sketch_bin(p75)
-        worse = value > p75 and sketch_bin(value) > p75_bin  # vital_worse, with the p75 bin cached
-        found.append(_comparison(url, metric, value, p75, "p75", vital.samples, worse,
-                                 f"{VITAL_LABELS[metric]} {format_vital(metric, value)}{tail}"))
+        # _comparison's dict, inline: vitals are most of a session's comparisons
+        found.append({"url": url, "metric": metric, "session_value": float(value), "baseline_value": float(p75),
+                      "baseline": "p75", "sample_size": int(vital.samples),
+                      "worse": value > p75 and sketch_bin(value) > p75_bin,  # vital_worse, p75 bin cached
+                      "text": f"{VITAL_LABELS[metric]} {format_vital(metric, value)}{tail}"})
     return found
 
 
@@ -319,10 +321,9 @@ def compare_batch(sessions: list[dict[str, Any]], read_stats: StatsReader, norma
         stored = stored_by_hour[hour]
         since = window_start(at_ms, window_days)
         own = session_deltas(session, normalizer)
-        own_by_url = {d.url: d for d in own}
         comparisons: list[dict[str, Any]] = []
-        for url in session_urls(session, normalizer):
-            delta = own_by_url[url]
+        for delta in own[:-1]:  # one per page in order of first visit (session_urls' order); the site's last
+            url = delta.url
             baseline = earlier.combined(url, stored.get(url), since, min_sessions, delta.vitals)
             comparisons += _page_comparisons(url, delta, baseline, min_sessions)
         session["comparisons"] = comparisons
