@@ -37,7 +37,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import deque
 from functools import lru_cache
-from operator import attrgetter
+from operator import add, attrgetter, sub
 from typing import Any, Callable, Container, Optional, Sequence
 
 from replaylens.aggregates.arithmetic import UrlStats, VitalStats, quantile, window_start
@@ -158,11 +158,16 @@ def compare_session(
             for c in _page_comparisons(url, own_deltas[url], stats.get(url), min_sessions)]
 
 
+# The page URLs of a run repeat on every session: their display paths are kept.
+DISPLAY_PATH_CACHE = 4096
+_display_path = lru_cache(maxsize=DISPLAY_PATH_CACHE)(display_path)
+
+
 def _page_comparisons(url: str, own: UrlDelta, baseline: Optional[UrlStats], min_sessions: int) -> list[dict[str, Any]]:
     """One visited page's comparisons (as dicts) with its baseline; none below `min_sessions`."""
     if baseline is None or baseline.visits < min_sessions:
         return []
-    where = display_path(url)
+    where = _display_path(url)
     comparisons: list[dict[str, Any]] = []
     if own.vitals:
         comparisons += _vital_comparisons(url, where, own.vitals, baseline, min_sessions)
@@ -215,6 +220,7 @@ StatsReader = Callable[[Sequence[str], int], dict[str, UrlStats]]
 
 _counters_of = attrgetter(*COUNTERS)
 _NO_COUNTERS = (0,) * len(COUNTERS)
+_NO_VITALS: dict[str, VitalStats] = {}
 
 
 class _UrlWindow:
@@ -232,7 +238,7 @@ class _UrlWindow:
 
     def add(self, delta: UrlDelta) -> None:
         self.deltas.append(delta)
-        self.totals = [a + b for a, b in zip(self.totals, _counters_of(delta))]
+        self.totals = list(map(add, self.totals, _counters_of(delta)))
         for metric, values in delta.vitals.items():
             self.samples.setdefault(metric, []).extend(values)
             self.unsorted.add(metric)
@@ -247,7 +253,7 @@ class _UrlWindow:
     def evict_before(self, bucket: int) -> None:
         while self.deltas and self.deltas[0].bucket < bucket:
             old = self.deltas.popleft()
-            self.totals = [a - b for a, b in zip(self.totals, _counters_of(old))]
+            self.totals = list(map(sub, self.totals, _counters_of(old)))
             for metric, values in old.vitals.items():
                 ordered = self.sorted_samples(metric)
                 for value in values:
@@ -280,12 +286,14 @@ class _Earlier:
         if window is None or not window.deltas:
             return stored
         base = _counters_of(stored) if stored else _NO_COUNTERS
-        stats = UrlStats(url, *[a + b for a, b in zip(base, window.totals)])
+        stats = UrlStats(url, *map(add, base, window.totals))
+        stored_vitals = stored.vitals if stored else _NO_VITALS
+        samples = window.samples
         for metric in VITALS:
             if metric not in metrics:
                 continue
-            from_store = stored.vitals.get(metric) if stored else None
-            count = len(window.samples.get(metric) or ())
+            from_store = stored_vitals.get(metric)
+            count = len(samples.get(metric) or ())
             if not count:
                 if from_store is not None:
                     stats.vitals[metric] = from_store
