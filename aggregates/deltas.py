@@ -194,15 +194,22 @@ def _visit_finder(visit_urls: list[str], entered: list[int]):
     return find
 
 
+_INF = math.inf
+
+
 def _vital_values(metrics: Any) -> Iterable[tuple[str, float]]:
     if not isinstance(metrics, dict):
         return ()
     found = []
     for name in VITALS:
         value = metrics.get(name)
+        if value is None:
+            continue
         kind = type(value)
-        if kind is float or kind is int or (
-                value is not None and isinstance(value, (int, float)) and not isinstance(value, bool)):
+        if kind is float:  # the usual case: finite and non-negative in one comparison (NaN fails it)
+            if 0.0 <= value < _INF:
+                found.append((name, value))
+        elif kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             value = float(value)
             if value >= 0 and math.isfinite(value):
                 found.append((name, value))
