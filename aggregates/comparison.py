@@ -38,7 +38,7 @@ from bisect import bisect_left
 from collections import deque
 from functools import lru_cache
 from operator import add, attrgetter, sub
-from typing import Any, Callable, Container, Optional, Sequence
+from typing import Any, Callable, Container, NamedTuple, Optional, Sequence
 
 from replaylens.aggregates.arithmetic import UrlStats, VitalStats, quantile, window_start
 from replaylens.aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, hour_bucket, session_deltas
@@ -223,6 +223,15 @@ _NO_COUNTERS = (0,) * len(COUNTERS)
 _NO_VITALS: dict[str, VitalStats] = {}
 
 
+class _Vital(NamedTuple):
+    """VitalStats' fields for a baseline that lives only while one page is compared: a tuple
+    is made in half the time of the frozen dataclass, and a page combines one per vital."""
+
+    samples: int
+    p75: float
+    median: float
+
+
 class _UrlWindow:
     """Running totals of one URL over the batch's earlier sessions still inside the window.
     Samples are sorted only when a quantile or an eviction needs them (most comparisons take the
@@ -287,6 +296,7 @@ class _Earlier:
             return stored
         base = _counters_of(stored) if stored else _NO_COUNTERS
         stats = UrlStats(url, *map(add, base, window.totals))
+        vitals = stats.vitals
         stored_vitals = stored.vitals if stored else _NO_VITALS
         samples = window.samples
         for metric in VITALS:
@@ -296,13 +306,13 @@ class _Earlier:
             count = len(samples.get(metric) or ())
             if not count:
                 if from_store is not None:
-                    stats.vitals[metric] = from_store
+                    vitals[metric] = from_store
             elif from_store is not None and (from_store.samples >= min_sessions or from_store.samples >= count):
-                stats.vitals[metric] = VitalStats(from_store.samples + count, from_store.p75, from_store.median)
+                vitals[metric] = _Vital(from_store.samples + count, from_store.p75, from_store.median)
             else:  # the batch's samples are the larger (or the only) sample: their quantiles
                 values = window.sorted_samples(metric)
-                stats.vitals[metric] = VitalStats((from_store.samples if from_store else 0) + count,
-                                                  quantile(values, 0.75), quantile(values, 0.5))
+                vitals[metric] = _Vital((from_store.samples if from_store else 0) + count,
+                                        quantile(values, 0.75), quantile(values, 0.5))
         return stats
 
 
