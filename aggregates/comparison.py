@@ -36,11 +36,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from operator import attrgetter
-from typing import Any, Callable, Container, Optional, Sequence
+from functools import lru_cache
+from operator import add, attrgetter, sub
+from typing import Any, Callable, Container, NamedTuple, Optional, Sequence
 
 from replaylens.aggregates.arithmetic import UrlStats, VitalStats, quantile, window_start
-from replaylens.aggregates.deltas import COUNTERS, VITALS, UrlDelta, hour_bucket, session_deltas
+from replaylens.aggregates.deltas import COUNTERS, SITE_URL, VITALS, UrlDelta, hour_bucket, session_deltas
 from replaylens.aggregates.sketch import sketch_bin
 from replaylens.aggregates.urls import UrlNormalizer, display_path
 from replaylens.config.wording import plural as _plural
@@ -87,19 +88,39 @@ def vital_worse(value: float, p75: float) -> bool:
     return value > p75 and sketch_bin(value) > sketch_bin(p75)
 
 
-def _vital_comparisons(url: str, where: str, values: dict[str, float], stats: UrlStats,
+# Distinct (metric, p75, page) texts kept: a batch reads one p75 per page and metric per hour.
+P75_TEXT_CACHE = 4096
+
+
+@lru_cache(maxsize=P75_TEXT_CACHE)
+def _p75_part(metric: str, p75: float, where: str) -> tuple[str, int]:
+    """The baseline's half of a vital's text and the p75's sketch bin: the same for every session
+    compared with that page's p75, so formatted once."""
+    return f" vs p75 {format_vital(metric, p75)} on {where}", sketch_bin(p75)
+
+
+def _vital_comparisons(url: str, where: str, own_vitals: dict[str, list[float]], stats: UrlStats,
                        min_sessions: int) -> list[dict[str, Any]]:
+    """The session's worst value of each vital measured on the page vs the page's p75."""
     found = []
+    vitals = stats.vitals
     for metric in VITALS:
-        if metric not in values:
+        values = own_vitals.get(metric)
+        if not values:
             continue
-        vital = stats.vitals.get(metric)
+        vital = vitals.get(metric)
         if vital is None or vital.samples < min_sessions:
             continue
-        value, p75 = values[metric], vital.p75
-        found.append(_comparison(
-            url, metric, value, p75, "p75", vital.samples, vital_worse(value, p75),
-            f"{VITAL_LABELS[metric]} {format_vital(metric, value)} vs p75 {format_vital(metric, p75)} on {where}"))
+        value, p75 = max(values), vital.p75
+        if p75:
+            tail, p75_bin = _p75_part(metric, p75, where)
+        else:  # 0 and -0.0 are equal keys but format differently: not cached
+            tail, p75_bin = f" vs p75 {format_vital(metric, p75)} on {where}", sketch_bin(p75)
+        # _comparison's dict, inline: vitals are most of a session's comparisons
+        found.append({"url": url, "metric": metric, "session_value": float(value), "baseline_value": float(p75),
+                      "baseline": "p75", "sample_size": int(vital.samples),
+                      "worse": value > p75 and sketch_bin(value) > p75_bin,  # vital_worse, p75 bin cached
+                      "text": f"{VITAL_LABELS[metric]} {format_vital(metric, value)}{tail}"})
     return found
 
 
@@ -137,15 +158,19 @@ def compare_session(
             for c in _page_comparisons(url, own_deltas[url], stats.get(url), min_sessions)]
 
 
+# The page URLs of a run repeat on every session: their display paths are kept.
+DISPLAY_PATH_CACHE = 4096
+_display_path = lru_cache(maxsize=DISPLAY_PATH_CACHE)(display_path)
+
+
 def _page_comparisons(url: str, own: UrlDelta, baseline: Optional[UrlStats], min_sessions: int) -> list[dict[str, Any]]:
     """One visited page's comparisons (as dicts) with its baseline; none below `min_sessions`."""
     if baseline is None or baseline.visits < min_sessions:
         return []
-    where = display_path(url)
+    where = _display_path(url)
     comparisons: list[dict[str, Any]] = []
     if own.vitals:
-        worst = {m: max(values) for m, values in own.vitals.items() if values}
-        comparisons += _vital_comparisons(url, where, worst, baseline, min_sessions)
+        comparisons += _vital_comparisons(url, where, own.vitals, baseline, min_sessions)
     if own.js_errors or own.api_errors:
         comparisons += _error_comparisons(url, where, own, baseline)
     signals = own.rage_clicks + own.dead_clicks + own.error_clicks + own.mouse_thrashes
@@ -195,6 +220,16 @@ StatsReader = Callable[[Sequence[str], int], dict[str, UrlStats]]
 
 _counters_of = attrgetter(*COUNTERS)
 _NO_COUNTERS = (0,) * len(COUNTERS)
+_NO_VITALS: dict[str, VitalStats] = {}
+
+
+class _Vital(NamedTuple):
+    """VitalStats' fields for a baseline that lives only while one page is compared: a tuple
+    is made in half the time of the frozen dataclass, and a page combines one per vital."""
+
+    samples: int
+    p75: float
+    median: float
 
 
 class _UrlWindow:
@@ -212,7 +247,7 @@ class _UrlWindow:
 
     def add(self, delta: UrlDelta) -> None:
         self.deltas.append(delta)
-        self.totals = [a + b for a, b in zip(self.totals, _counters_of(delta))]
+        self.totals = list(map(add, self.totals, _counters_of(delta)))
         for metric, values in delta.vitals.items():
             self.samples.setdefault(metric, []).extend(values)
             self.unsorted.add(metric)
@@ -227,7 +262,7 @@ class _UrlWindow:
     def evict_before(self, bucket: int) -> None:
         while self.deltas and self.deltas[0].bucket < bucket:
             old = self.deltas.popleft()
-            self.totals = [a - b for a, b in zip(self.totals, _counters_of(old))]
+            self.totals = list(map(sub, self.totals, _counters_of(old)))
             for metric, values in old.vitals.items():
                 ordered = self.sorted_samples(metric)
                 for value in values:
@@ -243,6 +278,8 @@ class _Earlier:
 
     def add(self, deltas: list[UrlDelta]) -> None:
         for delta in deltas:
+            if delta.url == SITE_URL:
+                continue  # the site-wide row is no page: never compared, so no window
             window = self.urls.get(delta.url)
             if window is None:
                 window = self.urls[delta.url] = _UrlWindow()
@@ -258,21 +295,24 @@ class _Earlier:
         if window is None or not window.deltas:
             return stored
         base = _counters_of(stored) if stored else _NO_COUNTERS
-        stats = UrlStats(url, *[a + b for a, b in zip(base, window.totals)])
+        stats = UrlStats(url, *map(add, base, window.totals))
+        vitals = stats.vitals
+        stored_vitals = stored.vitals if stored else _NO_VITALS
+        samples = window.samples
         for metric in VITALS:
             if metric not in metrics:
                 continue
-            from_store = stored.vitals.get(metric) if stored else None
-            count = len(window.samples.get(metric) or ())
+            from_store = stored_vitals.get(metric)
+            count = len(samples.get(metric) or ())
             if not count:
                 if from_store is not None:
-                    stats.vitals[metric] = from_store
+                    vitals[metric] = from_store
             elif from_store is not None and (from_store.samples >= min_sessions or from_store.samples >= count):
-                stats.vitals[metric] = VitalStats(from_store.samples + count, from_store.p75, from_store.median)
+                vitals[metric] = _Vital(from_store.samples + count, from_store.p75, from_store.median)
             else:  # the batch's samples are the larger (or the only) sample: their quantiles
                 values = window.sorted_samples(metric)
-                stats.vitals[metric] = VitalStats((from_store.samples if from_store else 0) + count,
-                                                  quantile(values, 0.75), quantile(values, 0.5))
+                vitals[metric] = _Vital((from_store.samples if from_store else 0) + count,
+                                        quantile(values, 0.75), quantile(values, 0.5))
         return stats
 
 
@@ -299,10 +339,9 @@ def compare_batch(sessions: list[dict[str, Any]], read_stats: StatsReader, norma
         stored = stored_by_hour[hour]
         since = window_start(at_ms, window_days)
         own = session_deltas(session, normalizer)
-        own_by_url = {d.url: d for d in own}
         comparisons: list[dict[str, Any]] = []
-        for url in session_urls(session, normalizer):
-            delta = own_by_url[url]
+        for delta in own[:-1]:  # one per page in order of first visit (session_urls' order); the site's last
+            url = delta.url
             baseline = earlier.combined(url, stored.get(url), since, min_sessions, delta.vitals)
             comparisons += _page_comparisons(url, delta, baseline, min_sessions)
         session["comparisons"] = comparisons

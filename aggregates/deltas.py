@@ -194,15 +194,22 @@ def _visit_finder(visit_urls: list[str], entered: list[int]):
     return find
 
 
+_INF = math.inf
+
+
 def _vital_values(metrics: Any) -> Iterable[tuple[str, float]]:
     if not isinstance(metrics, dict):
         return ()
     found = []
     for name in VITALS:
         value = metrics.get(name)
+        if value is None:
+            continue
         kind = type(value)
-        if kind is float or kind is int or (
-                value is not None and isinstance(value, (int, float)) and not isinstance(value, bool)):
+        if kind is float:  # the usual case: finite and non-negative in one comparison (NaN fails it)
+            if 0.0 <= value < _INF:
+                found.append((name, value))
+        elif kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             value = float(value)
             if value >= 0 and math.isfinite(value):
                 found.append((name, value))
@@ -221,21 +228,24 @@ def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[U
     """The per-URL deltas of one closed session, plus its site-wide (`*`) delta."""
     window_id = window_id_of(session)
     bucket = hour_bucket(int(session["started_at"]))
+    normalize = normalizer.normalize
     pages = [p for p in session.get("pages") or () if p.get("url")]
-    visit_urls = [normalizer.normalize(p["url"]) for p in pages]
-    entered = [int(p["entered_at"]) for p in pages]
+    visit_urls = [normalize(p["url"]) for p in pages]
     is_continuation = bool(session.get("previous_window_id"))
     is_continued = session.get("close_reason") in _LIMIT_CLOSES
 
     site = UrlDelta(delta_id_for(window_id, SITE_URL, bucket), bucket, SITE_URL, visits=1)
     per_url: dict[str, UrlDelta] = {}
     visit_deltas: list[UrlDelta] = []
+    time_on_pages = 0
     for url, page in zip(visit_urls, pages):
         delta = per_url.get(url)
         if delta is None:
             delta = per_url[url] = UrlDelta(delta_id_for(window_id, url, bucket), bucket, url, visits=1)
         delta.pageviews += 1
-        delta.time_on_page_ms += max(int(page.get("time_on_page_ms") or 0), 0)
+        spent = max(int(page.get("time_on_page_ms") or 0), 0)
+        delta.time_on_page_ms += spent
+        time_on_pages += spent
         delta.time_on_page_count += 1
         visit_deltas.append(delta)
 
@@ -254,13 +264,7 @@ def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[U
         if not is_continued:
             site.exits = 1
 
-    find = _visit_finder(visit_urls, entered)
-    normalize = normalizer.normalize
-
-    def owner(url: Optional[str], timestamp: int) -> Optional[int]:
-        if not pages:
-            return None
-        return find(normalize(url) if url else None, timestamp)
+    find = _visit_finder(visit_urls, [int(p["entered_at"]) for p in pages]) if pages else None
 
     vitals_by_visit: dict[Optional[int], dict[str, float]] = {}
     for event in session.get("events") or ():
@@ -271,7 +275,11 @@ def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[U
             counter = _ERROR_COUNTER.get(kind)
             if counter is None:
                 continue  # most events: neither an error nor web vitals
-        index = owner(event.get("url"), int(event.get("timestamp") or 0))
+        if find is None:
+            index = None
+        else:
+            url = event.get("url")
+            index = find(normalize(url) if url else None, int(event.get("timestamp") or 0))
         if counter is not None:
             setattr(site, counter, getattr(site, counter) + 1)
             if index is not None:
@@ -290,23 +298,34 @@ def session_deltas(session: dict[str, Any], normalizer: UrlNormalizer) -> list[U
             continue
         site.sessions_with_frustration = 1
         setattr(site, counter, getattr(site, counter) + 1)
-        index = owner(signal.get("url"), int(signal.get("timestamp") or 0))
-        if index is not None:
-            delta = visit_deltas[index]
+        if find is not None:
+            url = signal.get("url")
+            delta = visit_deltas[find(normalize(url) if url else None, int(signal.get("timestamp") or 0))]
             setattr(delta, counter, getattr(delta, counter) + 1)
             frustrated.add(id(delta))
 
+    site_vitals = site.vitals
     for index, values in vitals_by_visit.items():
-        targets = [site] if index is None else [visit_deltas[index], site]
+        visit_vitals = None if index is None else visit_deltas[index].vitals
         for name, value in values.items():
-            for delta in targets:
-                delta.vitals.setdefault(name, []).append(value)
+            if visit_vitals is not None:
+                samples = visit_vitals.get(name)
+                if samples is None:
+                    visit_vitals[name] = [value]
+                else:
+                    samples.append(value)
+            samples = site_vitals.get(name)
+            if samples is None:
+                site_vitals[name] = [value]
+            else:
+                samples.append(value)
 
     for delta in per_url.values():
         if id(delta) in frustrated:
             delta.sessions_with_frustration = 1
-    for name in ("pageviews", "time_on_page_ms", "time_on_page_count"):
-        setattr(site, name, sum(getattr(d, name) for d in per_url.values()))
+    # The site's page figures are the sums over its pages (one pageview and one time per visit).
+    site.pageviews = site.time_on_page_count = len(pages)
+    site.time_on_page_ms = time_on_pages
     return [*per_url.values(), site]
 
 
