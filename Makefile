@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/builtin_bench.py
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/summarize_bench.py
+	$(BIN)/python bench/baseline_bench.py
+	$(BIN)/python bench/closing_bench.py
 
 kafka-start:
 	scripts/kafka.sh start
