@@ -129,7 +129,25 @@ class WindowView:
         return len(self.sessions)
 
 
-class _CellsWindow:
+class _MergedOnRead:
+    """A window view whose sessions, messages and pages come from `merged`, built when first read."""
+
+    merged: WindowView
+
+    @property
+    def sessions(self) -> dict[str, list[int]]:
+        return self.merged.sessions
+
+    @property
+    def messages(self) -> Counter:
+        return self.merged.messages
+
+    @property
+    def pages(self) -> Counter:
+        return self.merged.pages
+
+
+class _CellsWindow(_MergedOnRead):
     """A window's view of one signal, its count summed at once and the rest (sessions, messages,
     pages: `WindowView.add` of its cells, in their order) merged only when read: most windows of
     most URLs are below the count minimum, and nothing but their count is ever read."""
@@ -154,20 +172,8 @@ class _CellsWindow:
         """len(sessions), without merging them."""
         return len(set().union(*(cell["s"] for cell in self.cells)))
 
-    @property
-    def sessions(self) -> dict[str, list[int]]:
-        return self.merged.sessions
 
-    @property
-    def messages(self) -> Counter:
-        return self.merged.messages
-
-    @property
-    def pages(self) -> Counter:
-        return self.merged.pages
-
-
-class _UnionWindow:
+class _UnionWindow(_MergedOnRead):
     """The sessions-affected view (`AlertEngine._all_sessions` of the signals' views): its count,
     the distinct sessions, at once; the rest when read."""
 
@@ -182,18 +188,6 @@ class _UnionWindow:
     @property
     def session_count(self) -> int:
         return self.count
-
-    @property
-    def sessions(self) -> dict[str, list[int]]:
-        return self.merged.sessions
-
-    @property
-    def messages(self) -> Counter:
-        return self.merged.messages
-
-    @property
-    def pages(self) -> Counter:
-        return self.merged.pages
 
 
 class AlertEngine:

@@ -22,24 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import orjson  # noqa: E402
 
 from replaylens.config.settings import Settings  # noqa: E402
 from replaylens.streams.embedded import CLOSE_EVERY  # noqa: E402
 from replaylens.streams.simulator import simulate_bytes  # noqa: E402
 from replaylens.streams.stage import Origin, SessionStage, now_ms, tune_gc  # noqa: E402
 
+from bench.ingest_bench import baseline as decode_only  # noqa: E402  (CPU seconds of orjson.loads per message)
+
 SEED = 11
 REPEATS = 3
-
-
-def decode_only(msgs: list[bytes]) -> float:
-    """CPU seconds to decode every message once (the baseline)."""
-    loads = orjson.loads
-    t = time.process_time()
-    for m in msgs:
-        loads(m)
-    return time.process_time() - t
 
 
 def stage_run(msgs: list[bytes]) -> tuple[float, float, int]:
