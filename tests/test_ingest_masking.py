@@ -111,11 +111,13 @@ def test_nothing_masking_replaces_survives_in_the_output(obj):
 
 
 def _kept_elsewhere(obj: dict, secret: str) -> bool:
-    """A secret that also sits in a field masking leaves alone (or allows) legitimately stays."""
+    """A secret that also sits in a field masking leaves alone or allows (at any depth, whole or
+    as part of a longer text) legitimately stays."""
     props = obj.get("properties") or {}
-    return (any(v == secret for k, v in props.items() if POLICY.property_allowed(k))
-            or secret in (obj.get("target") or {}).values() or secret in (obj.get("error") or {}).values()
-            or secret == obj.get("url"))
+    kept = [v for k, v in props.items() if POLICY.property_allowed(k)]
+    kept += [obj.get("target"), obj.get("error"), obj.get("url")]
+    return any(secret in orjson.dumps(v).decode() or json.dumps(secret)[1:-1] in orjson.dumps(v).decode()
+               for v in kept if v is not None)
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
