@@ -363,6 +363,18 @@ class AggregateStore:
         self._pruned_before = cutoff
         return deleted
 
+    def compact(self) -> None:
+        """`vital_sketches` back to one row per (bucket, url, metric, bin), nothing deleted: for a
+        run that ends without the worker's prune timer (the embedded runner)."""
+        with self._lock:
+            self._con.execute("BEGIN")
+            try:
+                self._compact_sketches()
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+
     def _compact_sketches(self) -> None:
         """One row per (bucket, url, metric, bin) again (applies append rows; see _insert_sketches)."""
         self._con.execute("CREATE TEMP TABLE compacted AS SELECT bucket, url, metric, bin, sum(count)::BIGINT AS count "

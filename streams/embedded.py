@@ -101,6 +101,7 @@ class EmbeddedPipeline:
                     bar.update(CLOSE_EVERY)
             await self._flush(None, close_all=True)
             bar.update(n % CLOSE_EVERY)
+            self.core.store.compact()  # no prune timer here: the file ends with one row per sketch bin
         finally:
             bar.close()
             self._close_files()

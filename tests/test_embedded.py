@@ -69,3 +69,18 @@ def test_open_sessions_stay_bounded_as_event_time_passes():
         most_open = max(most_open, stage.open_sessions())
     assert stage.counters.sessions_closed > 1_000
     assert 0 < most_open < 300
+
+
+def test_an_embedded_run_leaves_one_sketch_row_per_bin_and_loses_no_sample(tmp_path):
+    """Writes append sketch rows and only the worker's prune timer compacts them: the embedded run
+    compacts at its end (nothing deleted: every stored sample is still counted once)."""
+    s = settings_in(tmp_path)
+    asyncio.run(EmbeddedPipeline(s, examples=0).run(
+        (v for _k, v in simulate_bytes(400, seed=5)), progress=False))
+    with AggregateStore(s.duckdb_path, read_only=True) as store:
+        _c, [(repeated,)] = store.query("SELECT count(*) FROM (SELECT bucket, url, metric, bin FROM vital_sketches "
+                                        "GROUP BY ALL HAVING count(*) > 1)")
+        _c, [(counted,)] = store.query("SELECT sum(count) FROM vital_sketches")
+        _c, [(samples,)] = store.query("SELECT count(*) FROM vital_samples")
+    assert repeated == 0
+    assert counted == samples > 0
