@@ -217,3 +217,16 @@ async def consume_all(
     finally:
         await consumer.stop()
     return records
+
+
+async def wait_for_commits(admin: AIOKafkaAdminClient, group: str, topic: str, at_least: int,
+                           timeout_s: float = 30.0) -> int:
+    """Poll `group`'s committed offsets on `topic` until they sum to `at_least` (or the timeout):
+    commits follow the acks, so a test reads them before it judges what was delivered."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        offsets = await admin.list_consumer_group_offsets(group)
+        committed = sum(m.offset for tp, m in offsets.items() if tp.topic == topic)
+        if committed >= at_least or time.monotonic() > deadline:
+            return committed
+        await asyncio.sleep(0.3)

@@ -113,13 +113,20 @@ def burst(partition: int, at: int) -> list[bytes]:
     return [ev(sid, 0, at) for sid in sids]
 
 
-def test_a_held_partition_closes_nothing_yet_still_exports_its_state():
+def session_missing_its_rekeyed_event() -> tuple[SessionStage, int]:
+    """Session "s" on partition 0 with events 0, 2 and 4 (1 is on its way through the re-key
+    topic), and a burst that moves the partition's event time past its end; and the wall time."""
     stage = SessionStage.from_settings(Settings(**SETTINGS))
     wall = T0 + 120_000
     for n in (0, 2, 4):
         stage.process(0, ev("s", n, T0 + n * 1_000), Origin("events", 0, n), wall)
     for i, raw in enumerate(burst(0, T0 + 60_000)):
         stage.process(0, raw, Origin("events", 0, 10 + i), wall)
+    return stage, wall
+
+
+def test_a_held_partition_closes_nothing_yet_still_exports_its_state():
+    stage, wall = session_missing_its_rekeyed_event()
     out = stage.flush([0], clock_ms=wall, held={0})
     assert out.closed == [] and {key for _p, key, _v in out.state}  # state still written
     stage.process(0, ev("s", 1, T0 + 1_000), Origin("rekeyed", 0, 0), wall, rekeyed=True)
@@ -132,12 +139,7 @@ def test_a_held_partition_closes_nothing_yet_still_exports_its_state():
 
 def test_without_the_hold_the_same_events_split_the_session():
     """The case the hold exists for: the re-keyed event comes back after its session closed."""
-    stage = SessionStage.from_settings(Settings(**SETTINGS))
-    wall = T0 + 120_000
-    for n in (0, 2, 4):
-        stage.process(0, ev("s", n, T0 + n * 1_000), Origin("events", 0, n), wall)
-    for i, raw in enumerate(burst(0, T0 + 60_000)):
-        stage.process(0, raw, Origin("events", 0, 10 + i), wall)
+    stage, wall = session_missing_its_rekeyed_event()
     first = stage.flush([0], clock_ms=wall)
     stage.process(0, ev("s", 1, T0 + 1_000), Origin("rekeyed", 0, 0), wall, rekeyed=True)
     second = stage.flush([0], clock_ms=wall, close_all=True)

@@ -2,13 +2,13 @@
 their size lose nothing."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.kafka_support import wait_for_commits
 from tests.worker_process import TopicReader, WorkerProcess, create_topics, pipeline_env, produce, topic
 
 pytestmark = pytest.mark.kafka
@@ -55,13 +55,7 @@ async def test_a_batch_the_topic_refuses_for_its_size_is_sent_again_one_summary_
                 await dlq.until(lambda rs: False, timeout_s=0.3)
                 worker.assert_alive()
         group = f"{env['REPLAYLENS_APP_ID']}-summarize"
-        deadline = time.monotonic() + 30
-        while True:  # committed after the acks (of the records resent alone too)
-            offsets = await admin.list_consumer_group_offsets(group)
-            committed = sum(m.offset for tp, m in offsets.items() if tp.topic == source)
-            if committed >= len(sessions) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.3)
+        committed = await wait_for_commits(admin, group, source, len(sessions))  # committed after the acks (of the records resent alone too)
         worker.assert_alive()
     finally:
         await admin.close()

@@ -83,12 +83,10 @@ async def test_summarize_role_dead_letters_poison_closed_sessions_and_commits_th
     poison between them: each poison record becomes one internal-error dead letter with its
     origin, every valid session gets its summary, and the group's committed offsets reach the end
     of the topic (the batches were committed after their acks)."""
-    import asyncio
-    import time
-
     from aiokafka.admin import AIOKafkaAdminClient
 
     from replaylens.streams.worker import expected_partition
+    from tests.kafka_support import wait_for_commits
     from tests.test_worker_loops import _closed_sessions
 
     sessions = _closed_sessions(40)
@@ -110,13 +108,7 @@ async def test_summarize_role_dead_letters_poison_closed_sessions_and_commits_th
             await summaries.until(lambda rs: want <= {r["value"]["window_id"] for r in rs}, 60, worker.assert_alive)
             await dlq.until(lambda rs: len(rs) >= len(poison), 30, worker.assert_alive)
         group = f"{env['REPLAYLENS_APP_ID']}-summarize"
-        deadline = time.monotonic() + 30
-        while True:  # commits follow the acks within SUMMARIZE_COMMIT_INTERVAL_S
-            offsets = await admin.list_consumer_group_offsets(group)
-            committed = sum(m.offset for tp, m in offsets.items() if tp.topic == source)
-            if committed >= len(records) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.3)
+        committed = await wait_for_commits(admin, group, source, len(records))  # commits follow the acks within SUMMARIZE_COMMIT_INTERVAL_S
         worker.assert_alive()
     finally:
         await admin.close()
